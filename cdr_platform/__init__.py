@@ -1,0 +1,1 @@
+"""cdr-platform: event-sourced call-record data platform."""

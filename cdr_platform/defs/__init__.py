@@ -1,0 +1,1 @@
+"""Dagster wiring: resources, assets, sensors, checks and schedules, one folder per source."""

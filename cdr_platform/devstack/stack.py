@@ -1,0 +1,197 @@
+"""The embedded local stack: kinesis-local plus the EventStoreDB-compatible server, as processes.
+
+``Devstack`` starts both on the ports named in the settings' endpoints, creates the configured
+Kinesis streams, and records PIDs and endpoints in ``<data_dir>/devstack/state.json`` so that
+``cdr-platform devstack status`` and ``down`` find them from another shell. Used as a context
+manager it stops what it started, leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from types import TracebackType
+from urllib.parse import urlparse
+
+from cdr_platform.devstack.kinesis_local import (
+    DevstackError,
+    StreamSpec,
+    ensure_streams,
+    kill_process,
+    start_kinesis_local,
+    wait_until_serving,
+)
+from cdr_platform.devstack.ports import is_listening, wait_for_port
+from cdr_platform.settings import Settings
+
+START_DEADLINE_S = 60.0
+
+
+@dataclass(frozen=True)
+class ServiceState:
+    pid: int
+    endpoint: str
+
+
+def _host_port(url: str, default_port: int) -> tuple[str, int]:
+    parsed = urlparse(url)
+    return parsed.hostname or "127.0.0.1", parsed.port or default_port
+
+
+def pid_alive(pid: int) -> bool:
+    """True while a process with this PID exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
+class Devstack:
+    """Start, inspect and stop the local Kinesis and EventStoreDB endpoints."""
+
+    def __init__(self, settings: Settings, *, persistent: bool = True) -> None:
+        if settings.kinesis_endpoint_url is None:
+            raise DevstackError(
+                "CDR_KINESIS_ENDPOINT_URL is empty (real AWS): the devstack serves local endpoints"
+            )
+        self.settings = settings
+        self.persistent = persistent
+        self.state_dir = settings.devstack_dir
+        self.state_file = self.state_dir / "state.json"
+        self._started: dict[str, subprocess.Popen[bytes]] = {}
+
+    # -- state ---------------------------------------------------------------------------------
+    def _read_state(self) -> dict[str, ServiceState]:
+        if not self.state_file.exists():
+            return {}
+        raw = json.loads(self.state_file.read_text())
+        return {name: ServiceState(**value) for name, value in raw.items()}
+
+    def _write_state(self, state: dict[str, ServiceState]) -> None:
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.state_file.write_text(json.dumps({k: asdict(v) for k, v in state.items()}, indent=2))
+
+    # -- lifecycle -----------------------------------------------------------------------------
+    def up(self) -> dict[str, str]:
+        """Start whatever is not already running; return the endpoints once all serve."""
+        state = {name: s for name, s in self._read_state().items() if pid_alive(s.pid)}
+        try:
+            if "kinesis" not in state:
+                state["kinesis"] = self._start_kinesis()
+            if "eventstore" not in state:
+                state["eventstore"] = self._start_eventstore()
+        finally:
+            self._write_state(state)
+        ensure_streams(
+            state["kinesis"].endpoint,
+            [StreamSpec(self.settings.usage_stream, self.settings.usage_stream_shards)],
+        )
+        return {name: s.endpoint for name, s in state.items()}
+
+    def _start_kinesis(self) -> ServiceState:
+        endpoint = self.settings.kinesis_endpoint_url
+        assert endpoint is not None
+        host, port = _host_port(endpoint, 4568)
+        if is_listening(host, port):
+            raise DevstackError(f"port {port} is taken by another process: set CDR_KINESIS_ENDPOINT_URL")
+        persist = self.state_dir / "kinesis" if self.persistent else None
+        process = start_kinesis_local(
+            port, self.state_dir / "kinesis.log", persist_dir=persist, region=self.settings.aws_region
+        )
+        self._started["kinesis"] = process
+        wait_until_serving(endpoint, process, START_DEADLINE_S)
+        return ServiceState(process.pid, endpoint)
+
+    def _start_eventstore(self) -> ServiceState:
+        host, port = _host_port(self.settings.eventstore_uri, 2113)
+        if is_listening(host, port):
+            raise DevstackError(f"port {port} is taken by another process: set CDR_EVENTSTORE_URI")
+        storage = ["--db", str(self.state_dir / "eventstore.sqlite")] if self.persistent else ["--memory"]
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        with (self.state_dir / "eventstore.log").open("ab") as log:
+            command = [
+                sys.executable,
+                "-m",
+                "cdr_platform.devstack.eventstore",
+                "--host",
+                host,
+                "--port",
+                str(port),
+            ]
+            process = subprocess.Popen(
+                [*command, *storage],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._started["eventstore"] = process
+        if not wait_for_port(host, port, START_DEADLINE_S) or process.poll() is not None:
+            raise DevstackError(
+                f"the EventStoreDB-compatible server did not start on {host}:{port}; "
+                f"see {self.state_dir / 'eventstore.log'}"
+            )
+        return ServiceState(process.pid, self.settings.eventstore_uri)
+
+    def down(self) -> list[str]:
+        """Stop every recorded process (SIGTERM for the event store, SIGKILL for kinesis-local)."""
+        stopped = []
+        for name, service in self._read_state().items():
+            if pid_alive(service.pid):
+                if name == "eventstore":
+                    _terminate(service.pid)
+                else:
+                    kill_process(service.pid)
+                stopped.append(name)
+        for process in self._started.values():
+            process.wait(timeout=10)  # reap what this object started, so no zombie is left
+        self._started.clear()
+        self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def status(self) -> dict[str, str]:
+        """Endpoints of the services that are running and accepting connections."""
+        live = {}
+        for name, service in self._read_state().items():
+            host, port = _host_port(service.endpoint, 0)
+            if pid_alive(service.pid) and is_listening(host, port):
+                live[name] = service.endpoint
+        return live
+
+    def __enter__(self) -> dict[str, str]:
+        try:
+            return self.up()
+        except BaseException:
+            self.down()
+            raise
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.down()
+
+
+def _terminate(pid: int, grace_s: float = 5.0) -> None:
+    """SIGTERM a process group, then SIGKILL it if it has not exited within the grace period."""
+    try:
+        os.killpg(pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + grace_s
+    while time.monotonic() < deadline:
+        if not pid_alive(pid):
+            return
+        time.sleep(0.05)
+    kill_process(pid)

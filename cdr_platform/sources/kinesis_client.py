@@ -1,0 +1,29 @@
+"""A boto3 Kinesis client that works against kinesis-local and real AWS unchanged."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+
+LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
+
+
+def kinesis_client(region: str, endpoint_url: str | None = None, max_attempts: int = 5) -> Any:
+    """Build a Kinesis client.
+
+    With no endpoint it uses AWS's default credential chain (environment, profile, instance or
+    task role): keys never live in files of this project. A loopback endpoint gets dummy
+    credentials, since the emulator accepts any signature.
+    """
+    kwargs: dict[str, Any] = {
+        "region_name": region,
+        "config": Config(retries={"max_attempts": max_attempts, "mode": "adaptive"}, read_timeout=30),
+    }
+    if endpoint_url is not None:
+        kwargs["endpoint_url"] = endpoint_url
+        if urlparse(endpoint_url).hostname in LOOPBACK_HOSTS:
+            kwargs.update(aws_access_key_id="000000000000", aws_secret_access_key="local")
+    return boto3.client("kinesis", **kwargs)
