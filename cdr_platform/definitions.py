@@ -4,14 +4,25 @@ from __future__ import annotations
 
 from dagster import Definitions
 
+from cdr_platform.defs.eventstore.assets import raw_member_events
+from cdr_platform.defs.eventstore.sensors import eventstore_member_sensor, land_member_events_job
+from cdr_platform.defs.kinesis.assets import raw_usage_events
+from cdr_platform.defs.kinesis.sensors import kinesis_usage_sensor, land_usage_events_job
+from cdr_platform.defs.recovery.dead_letter import raw_dead_letter
 from cdr_platform.defs.resources import build_resources
+from cdr_platform.defs.sources import source_specs
 from cdr_platform.settings import load_settings
 
 
 def build_definitions() -> Definitions:
     """Definitions wired from the current settings (a bad setting fails here, at load)."""
     settings = load_settings()
-    return Definitions(resources=build_resources(settings))
+    return Definitions(
+        assets=[*source_specs, raw_usage_events, raw_member_events, raw_dead_letter],
+        jobs=[land_usage_events_job, land_member_events_job],
+        sensors=[kinesis_usage_sensor, eventstore_member_sensor],
+        resources=build_resources(settings),
+    )
 
 
 defs = build_definitions()

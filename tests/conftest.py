@@ -1,19 +1,21 @@
-"""Session fixtures: one real local stack (kinesis-local + EventStoreDB-compatible server) per run."""
+"""Session fixtures: the real local endpoints, started once per test run as separate processes."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from cdr_platform.devstack.ports import free_port
-from cdr_platform.devstack.stack import Devstack
+from cdr_platform.devstack.kinesis_local import kill_process, start_kinesis_local, wait_until_serving
+from cdr_platform.devstack.ports import free_port, wait_for_port
 from cdr_platform.settings import Settings, load_settings
 
 
 def local_settings(data_dir: Path, **overrides: object) -> Settings:
-    """Settings for a stack of this test session only: its own ports and data folder."""
+    """Settings for a stack of this test only: its own ports and data folder."""
     return load_settings(
         environ={},
         data_dir=data_dir,
@@ -24,12 +26,34 @@ def local_settings(data_dir: Path, **overrides: object) -> Settings:
 
 
 @pytest.fixture(scope="session")
-def stack_settings(tmp_path_factory: pytest.TempPathFactory) -> Settings:
-    return local_settings(tmp_path_factory.mktemp("stack"))
+def kinesis_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A kinesis-local emulator on a free port, killed at the end of the session."""
+    port = free_port()
+    process = start_kinesis_local(port, tmp_path_factory.mktemp("kinesis") / "kinesis.log")
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_serving(endpoint, process, deadline_s=60)
+        yield endpoint
+    finally:
+        kill_process(process.pid)
+        process.wait(timeout=10)
 
 
 @pytest.fixture(scope="session")
-def local_stack(stack_settings: Settings) -> Iterator[dict[str, str]]:
-    """Endpoints of a running ephemeral devstack, stopped at the end of the session."""
-    with Devstack(stack_settings, persistent=False) as endpoints:
-        yield endpoints
+def eventstore_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """The EventStoreDB-compatible server, in memory, in its own process on a free port."""
+    port = free_port()
+    log = (tmp_path_factory.mktemp("eventstore") / "eventstore.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "cdr_platform.devstack.eventstore", "--port", str(port), "--memory"],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+        if not wait_for_port("127.0.0.1", port, 60):
+            raise RuntimeError("the EventStoreDB-compatible server did not start")
+        yield f"esdb://127.0.0.1:{port}?Tls=false"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        log.close()

@@ -1,0 +1,59 @@
+"""``raw/member_events``: member lifecycle events landed from EventStoreDB's $all, exactly once."""
+
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
+
+from cdr_platform.defs.ownership import DATA_PLATFORM, OWNER_DATA_PLATFORM, RAW_WRITER_POOL
+from cdr_platform.defs.resources import EventStoreResource, LakeResource
+from cdr_platform.defs.sources import EVENTSTORE_ALL
+from cdr_platform.lake.eventstore_landing import land_eventstore
+
+RAW_MEMBER_EVENTS = AssetKey(["raw", "member_events"])
+MEMBER_CONSUMER = "raw_member_events"
+
+
+class EventStoreLandingConfig(Config):
+    batch_size: int = 10_000
+    max_batches: int = 100
+
+
+@asset(
+    key=RAW_MEMBER_EVENTS,
+    deps=[EVENTSTORE_ALL],
+    group_name=DATA_PLATFORM,
+    owners=[OWNER_DATA_PLATFORM],
+    kinds={"duckdb", "eventstoredb"},
+    code_version="1",
+    pool=RAW_WRITER_POOL,
+    description="Member lifecycle events (activation, plan change, port-out request, deactivation) once, "
+    "keyed by event_id, read from $all with a server-side type filter. Rows and the commit "
+    "position commit in one DuckLake transaction.",
+)
+def raw_member_events(
+    context: AssetExecutionContext,
+    config: EventStoreLandingConfig,
+    eventstore: EventStoreResource,
+    lake: LakeResource,
+) -> MaterializeResult:
+    with eventstore.client() as client, lake.connect() as con:
+        report = land_eventstore(
+            con,
+            client,
+            MEMBER_CONSUMER,
+            eventstore.member_event_types,
+            batch_size=config.batch_size,
+            max_batches=config.max_batches,
+            log=context.log.info,
+        )
+        total = con.execute("SELECT count(*) FROM raw.member_events").fetchone()[0]
+    return MaterializeResult(
+        metadata={
+            "received": report.received,
+            "landed": report.landed,
+            "duplicates": report.duplicates,
+            "dead_lettered": report.dead_lettered,
+            "start_position": report.start_position or 0,
+            "position": report.position or 0,
+            "caught_up": report.caught_up,
+            "rows_total": total,
+        }
+    )

@@ -1,0 +1,59 @@
+"""Request a member-events landing run when $all holds a member event past the landed position."""
+
+import json
+
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from cdr_platform.defs.eventstore.assets import MEMBER_CONSUMER, RAW_MEMBER_EVENTS
+from cdr_platform.defs.ownership import LANDING_TAG
+from cdr_platform.defs.resources import EventStoreResource, LakeResource
+from cdr_platform.defs.runs import landing_run_in_flight
+from cdr_platform.errors import PlatformError
+from cdr_platform.lake.connection import LakeError
+from cdr_platform.lake.landing import load_eventstore_checkpoint
+from cdr_platform.sources.eventstore_reader import latest_position
+
+CURSOR_VERSION = 1
+
+land_member_events_job = define_asset_job(
+    "land_member_events",
+    selection=[RAW_MEMBER_EVENTS],
+    tags={LANDING_TAG: "eventstore"},
+    description="Land new member lifecycle events from EventStoreDB into raw/member_events.",
+)
+
+
+@sensor(
+    job=land_member_events_job,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Compares the newest member event's commit position in $all with the position committed in "
+    "the lake, and requests a landing run when it is ahead.",
+)
+def eventstore_member_sensor(
+    context: SensorEvaluationContext, eventstore: EventStoreResource, lake: LakeResource
+) -> SensorResult | SkipReason:
+    if landing_run_in_flight(context.instance, land_member_events_job.name):
+        return SkipReason("a landing run is already queued or in progress")
+    try:
+        with lake.connect(read_only=True) as con:
+            landed = load_eventstore_checkpoint(con, MEMBER_CONSUMER)
+    except LakeError:
+        landed = None
+    try:
+        with eventstore.client() as client:
+            newest = latest_position(client, eventstore.member_event_types)
+    except PlatformError as exc:
+        return SkipReason(f"EventStoreDB unreachable: {exc}")
+    cursor = json.dumps({"v": CURSOR_VERSION, "landed": landed, "newest": newest})
+    if newest is None or (landed is not None and newest <= landed):
+        return SensorResult(skip_reason=SkipReason("no member event past the landed position"), cursor=cursor)
+    return SensorResult(run_requests=[RunRequest()], cursor=cursor)

@@ -1,0 +1,1 @@
+"""Kinesis landing: the usage events."""

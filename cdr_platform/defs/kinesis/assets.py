@@ -1,0 +1,56 @@
+"""``raw/usage_events``: usage events landed from Kinesis, exactly once."""
+
+from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+
+from cdr_platform.defs.ownership import DATA_PLATFORM, OWNER_DATA_PLATFORM, RAW_WRITER_POOL
+from cdr_platform.defs.resources import KinesisResource, LakeResource
+from cdr_platform.defs.sources import KINESIS_USAGE_STREAM
+from cdr_platform.lake.kinesis_landing import land_kinesis_stream
+
+RAW_USAGE_EVENTS = AssetKey(["raw", "usage_events"])
+
+
+class KinesisLandingConfig(Config):
+    records_per_page: int = 5_000
+    max_rounds: int = 200
+
+
+@asset(
+    key=RAW_USAGE_EVENTS,
+    deps=[KINESIS_USAGE_STREAM],
+    group_name=DATA_PLATFORM,
+    owners=[OWNER_DATA_PLATFORM],
+    kinds={"duckdb", "kinesis"},
+    code_version="1",
+    pool=RAW_WRITER_POOL,
+    description="Every usage event (calls, SMS, data sessions, rating, top-ups) once, keyed by event_id, "
+    "with the source, position and ingestion time of its first sighting. Rows and per-shard "
+    "checkpoints commit in one DuckLake transaction; malformed records go to raw/dead_letter.",
+)
+def raw_usage_events(
+    context: AssetExecutionContext, config: KinesisLandingConfig, kinesis: KinesisResource, lake: LakeResource
+) -> MaterializeResult:
+    with lake.connect() as con:
+        report = land_kinesis_stream(
+            con,
+            kinesis.get_client(),
+            kinesis.usage_stream,
+            records_per_page=config.records_per_page,
+            max_rounds=config.max_rounds,
+            log=context.log.info,
+        )
+        total = con.execute("SELECT count(*) FROM raw.usage_events").fetchone()[0]
+    return MaterializeResult(
+        metadata={
+            "received": report.received,
+            "landed": report.landed,
+            "duplicates": report.duplicates,
+            "dead_lettered": report.dead_lettered,
+            "kinesis_records": report.kinesis_records,
+            "events_per_second": round(report.events_per_second, 1),
+            "rows_total": total,
+            "shard_lag_ms": MetadataValue.json(report.shard_lag_ms),
+            "max_shard_lag_ms": max(report.shard_lag_ms.values(), default=0),
+            "ended_shards": MetadataValue.json(report.ended_shards),
+        }
+    )

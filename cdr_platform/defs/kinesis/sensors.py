@@ -1,0 +1,65 @@
+"""A cheap sensor: request a landing run when any readable shard has data past its checkpoint."""
+
+import json
+
+from botocore.exceptions import BotoCoreError, ClientError
+from dagster import (
+    DefaultSensorStatus,
+    RunRequest,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    define_asset_job,
+    sensor,
+)
+
+from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
+from cdr_platform.defs.ownership import LANDING_TAG
+from cdr_platform.defs.resources import KinesisResource, LakeResource
+from cdr_platform.defs.runs import landing_run_in_flight
+from cdr_platform.lake.connection import LakeError
+from cdr_platform.lake.landing import load_shard_checkpoints
+from cdr_platform.sources.kinesis_reader import ShardPosition, list_shards, readable_shards, shard_has_news
+
+CURSOR_VERSION = 1
+
+land_usage_events_job = define_asset_job(
+    "land_usage_events",
+    selection=[RAW_USAGE_EVENTS],
+    tags={LANDING_TAG: "kinesis"},
+    description="Land new usage events from Kinesis into raw/usage_events.",
+)
+
+
+@sensor(
+    job=land_usage_events_job,
+    minimum_interval_seconds=5,
+    default_status=DefaultSensorStatus.RUNNING,
+    description="Lists shards, compares them with the checkpoints committed in the lake, and requests a "
+    "landing run when one has new records. Never parses payloads; runs do the work.",
+)
+def kinesis_usage_sensor(
+    context: SensorEvaluationContext, kinesis: KinesisResource, lake: LakeResource
+) -> SensorResult | SkipReason:
+    if landing_run_in_flight(context.instance, land_usage_events_job.name):
+        return SkipReason("a landing run is already queued or in progress")
+    try:
+        with lake.connect(read_only=True) as con:
+            landed = load_shard_checkpoints(con, kinesis.usage_stream)
+    except LakeError:
+        landed = {}  # no warehouse yet: everything is new
+    positions = {k: ShardPosition(v.sequence_number, v.shard_ended) for k, v in landed.items()}
+    client = kinesis.get_client()
+    try:
+        shards = readable_shards(list_shards(client, kinesis.usage_stream), positions)
+        with_news = [
+            s.shard_id
+            for s in shards
+            if shard_has_news(client, kinesis.usage_stream, s, positions.get(s.shard_id))
+        ]
+    except (BotoCoreError, ClientError) as exc:
+        return SkipReason(f"Kinesis stream {kinesis.usage_stream!r} unreachable: {exc}")
+    cursor = json.dumps({"v": CURSOR_VERSION, "shards_with_news": with_news})
+    if not with_news:
+        return SensorResult(skip_reason=SkipReason("no shard has records past its checkpoint"), cursor=cursor)
+    return SensorResult(run_requests=[RunRequest(tags={"cdr/shards": ",".join(with_news)})], cursor=cursor)

@@ -1,0 +1,1 @@
+"""Recovery from the source of truth: dead-letter re-processing, reconciliation, replay."""

@@ -1,0 +1,1 @@
+"""The DuckLake warehouse: connections, the raw-layer schema, and transactional landing."""

@@ -1,0 +1,78 @@
+"""Connections to the DuckLake warehouse.
+
+DuckLake keeps table metadata in a catalog database (SQLite locally, Postgres in production) and
+data in Parquet files (a local folder or S3), so landing runs, dbt and analysts can work on it
+from several processes at once, which a plain DuckDB file does not allow. DuckDB cannot download
+extensions on these machines, so they are installed from the ``duckdb-extension-*`` wheels that
+the lock pins to DuckDB's own version.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from functools import cache
+from pathlib import Path
+
+import duckdb
+
+from cdr_platform.errors import PlatformError
+
+LAKE_ALIAS = "lake"
+_EXTENSION_WHEELS = {
+    "ducklake": "duckdb_extension_ducklake",
+    "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+}
+
+
+class LakeError(PlatformError):
+    """The warehouse could not be opened; the message names the setting or file involved."""
+
+
+@cache
+def extension_file(name: str) -> Path:
+    """Path of a DuckDB extension binary shipped in its PyPI wheel."""
+    spec = importlib.util.find_spec(_EXTENSION_WHEELS[name])
+    if spec is None or spec.origin is None:
+        raise LakeError(f"the {_EXTENSION_WHEELS[name]} package is missing: run `make install`")
+    found = sorted(Path(spec.origin).parent.rglob(f"{name}.duckdb_extension"))
+    if not found:
+        raise LakeError(f"no {name}.duckdb_extension inside {Path(spec.origin).parent}")
+    return found[-1]
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
+    """Install (from the wheel files) and load what the catalog kind needs."""
+    names = ["ducklake"]
+    if catalog.startswith("sqlite:"):
+        names.append("sqlite_scanner")
+    elif catalog.startswith("postgres:"):
+        names.append("postgres_scanner")  # production: from the duckdb-extension-postgres-scanner wheel
+    for name in names:
+        if name in _EXTENSION_WHEELS:
+            con.execute(f"INSTALL '{extension_file(name)}'")
+        con.execute(f"LOAD {name}")
+
+
+def attach_sql(catalog: str, data_path: str, alias: str = LAKE_ALIAS, read_only: bool = False) -> str:
+    """The ATTACH statement for the lake; analysts can paste it into the DuckDB CLI."""
+    options = [f"DATA_PATH '{data_path}'"]
+    if read_only:
+        options.append("READ_ONLY")
+    return f"ATTACH 'ducklake:{catalog}' AS {alias} ({', '.join(options)})"
+
+
+def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB connection with the lake attached and selected (``USE lake``)."""
+    if catalog.startswith("sqlite:"):
+        Path(catalog.removeprefix("sqlite:")).parent.mkdir(parents=True, exist_ok=True)
+    if "://" not in data_path:
+        Path(data_path).mkdir(parents=True, exist_ok=True)
+    con = duckdb.connect()
+    try:
+        load_extensions(con, catalog)
+        con.execute(attach_sql(catalog, data_path, read_only=read_only))
+        con.execute(f"USE {LAKE_ALIAS}")
+    except duckdb.Error as exc:
+        con.close()
+        raise LakeError(f"cannot open the lake (catalog {catalog!r}, data {data_path!r}): {exc}") from exc
+    return con

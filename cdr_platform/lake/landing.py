@@ -1,0 +1,260 @@
+"""Land a batch of source records in the raw layer: rows, dead letters and checkpoints, atomically.
+
+Guarantees:
+- One DuckLake transaction per batch commits the new rows, the dead letters and the source
+  checkpoints together. A crash before the commit lands nothing and leaves the checkpoint where
+  it was, so the same records are read again; a crash after it has already moved the checkpoint.
+- ``event_id`` is unique across ``raw.usage_events`` and ``raw.member_events`` whatever path
+  brought an event (Kinesis, EventStoreDB, a replay): the first sighting wins and keeps its
+  source, position and ingestion time; later sightings are counted as duplicates.
+- A record that does not parse goes to ``raw.dead_letter`` with its bytes, position and the exact
+  rejection; it is keyed by source and position, so a redelivered bad record is stored once.
+Writers to the raw layer must be serialised (one Dagster pool), since DuckLake has no unique keys.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import duckdb
+import pandas as pd
+
+from cdr_platform.events import MEMBER_EVENT_TYPES, Event, Rejection, parse_event
+from cdr_platform.lake.schema import RAW_TABLES
+
+DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d3e-3b0a-4d53-9d8e-5a1c2b7e9f10")
+EVENT_COLUMNS = [
+    "event_id",
+    "event_type",
+    "schema_version",
+    "occurred_at",
+    "member_id",
+    "correlation_id",
+    "producer",
+    "payload",
+]
+
+
+@dataclass(frozen=True)
+class SourceRecord:
+    """Bytes as a source delivered them, with the source's position for them."""
+
+    data: bytes
+    position: str
+
+
+@dataclass(frozen=True)
+class ShardCheckpoint:
+    """How far one Kinesis shard has landed: the last sequence number, and whether it ended."""
+
+    stream_name: str
+    shard_id: str
+    sequence_number: str | None
+    shard_ended: bool = False
+
+
+@dataclass(frozen=True)
+class EventStoreCheckpoint:
+    """How far a consumer of EventStoreDB's $all has landed (a commit position)."""
+
+    consumer: str
+    commit_position: int
+
+
+@dataclass
+class LandingBatch:
+    source: str
+    records: Sequence[SourceRecord]
+    shard_checkpoints: Sequence[ShardCheckpoint] = field(default_factory=list)
+    eventstore_checkpoint: EventStoreCheckpoint | None = None
+
+
+@dataclass(frozen=True)
+class LandingResult:
+    received: int
+    landed_usage: int
+    landed_member: int
+    duplicates: int
+    dead_lettered: int
+
+    @property
+    def landed(self) -> int:
+        return self.landed_usage + self.landed_member
+
+
+def _event_frame(events: list[tuple[Event, SourceRecord]], source: str, now: datetime) -> pd.DataFrame:
+    rows = []
+    for event, record in events:
+        row = event.to_row()
+        rows.append((*row, source, record.position, now))
+    columns = [*EVENT_COLUMNS, "source", "source_position", "ingested_at"]
+    frame = pd.DataFrame(rows, columns=columns)
+    return frame.drop_duplicates("event_id", keep="first")
+
+
+def split_parsed(
+    records: Iterable[SourceRecord],
+) -> tuple[
+    list[tuple[Event, SourceRecord]], list[tuple[Event, SourceRecord]], list[tuple[Rejection, SourceRecord]]
+]:
+    """Parse every record: (usage events, member events, rejections), in source order."""
+    usage, member, rejected = [], [], []
+    for record in records:
+        parsed = parse_event(record.data)
+        if isinstance(parsed, Rejection):
+            rejected.append((parsed, record))
+        elif parsed.event_type in MEMBER_EVENT_TYPES:
+            member.append((parsed, record))
+        else:
+            usage.append((parsed, record))
+    return usage, member, rejected
+
+
+def _insert_new_events(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
+    """Insert the rows whose event_id is not in the table yet; returns how many were new."""
+    if frame.empty:
+        return 0
+    low, high = frame["occurred_at"].min(), frame["occurred_at"].max()
+    con.register("incoming", frame)
+    try:
+        # An event's id is derived from its business key, so a redelivery carries the same
+        # occurred_at: limiting the anti-join to the batch's time range lets DuckLake skip files.
+        inserted = con.execute(
+            f"""
+            INSERT INTO {table}
+            SELECT CAST(i.event_id AS UUID), i.event_type, i.schema_version, i.occurred_at, i.member_id,
+                   i.correlation_id, i.producer, CAST(i.payload AS JSON), i.source, i.source_position,
+                   i.ingested_at
+            FROM incoming i
+            WHERE CAST(i.event_id AS UUID) NOT IN (
+                SELECT event_id FROM {table} WHERE occurred_at BETWEEN ? AND ?
+            )
+            """,
+            [low, high],
+        ).fetchone()
+    finally:
+        con.unregister("incoming")
+    return int(inserted[0]) if inserted else 0
+
+
+def _insert_dead_letters(
+    con: duckdb.DuckDBPyConnection, source: str, rejected: list[tuple[Rejection, SourceRecord]], now: datetime
+) -> int:
+    if not rejected:
+        return 0
+    frame = pd.DataFrame(
+        [
+            (
+                str(uuid.uuid5(DEAD_LETTER_NAMESPACE, f"{source}:{record.position}")),
+                source,
+                record.position,
+                record.data,
+                rejection.reason.value,
+                rejection.detail,
+                rejection.event_type,
+                now,
+            )
+            for rejection, record in rejected
+        ],
+        columns=[
+            "dead_letter_id",
+            "source",
+            "source_position",
+            "raw_data",
+            "reason",
+            "detail",
+            "event_type",
+            "now",
+        ],
+    ).drop_duplicates("dead_letter_id")
+    con.register("rejected", frame)
+    try:
+        inserted = con.execute(
+            """
+            INSERT INTO raw.dead_letter
+            SELECT CAST(dead_letter_id AS UUID), source, source_position, CAST(raw_data AS BLOB), reason,
+                   detail, event_type, now, NULL, NULL
+            FROM rejected
+            WHERE CAST(dead_letter_id AS UUID) NOT IN (SELECT dead_letter_id FROM raw.dead_letter)
+            """
+        ).fetchone()
+    finally:
+        con.unregister("rejected")
+    return int(inserted[0]) if inserted else 0
+
+
+def _save_checkpoints(con: duckdb.DuckDBPyConnection, batch: LandingBatch, now: datetime) -> None:
+    for checkpoint in batch.shard_checkpoints:
+        con.execute(
+            "DELETE FROM meta.kinesis_checkpoints WHERE stream_name = ? AND shard_id = ?",
+            [checkpoint.stream_name, checkpoint.shard_id],
+        )
+        con.execute(
+            "INSERT INTO meta.kinesis_checkpoints VALUES (?, ?, ?, ?, ?)",
+            [
+                checkpoint.stream_name,
+                checkpoint.shard_id,
+                checkpoint.sequence_number,
+                checkpoint.shard_ended,
+                now,
+            ],
+        )
+    if batch.eventstore_checkpoint is not None:
+        consumer, position = batch.eventstore_checkpoint.consumer, batch.eventstore_checkpoint.commit_position
+        con.execute("DELETE FROM meta.eventstore_checkpoints WHERE consumer = ?", [consumer])
+        con.execute("INSERT INTO meta.eventstore_checkpoints VALUES (?, ?, ?)", [consumer, position, now])
+
+
+def insert_event_frames(
+    con: duckdb.DuckDBPyConnection, events: list[tuple[Event, SourceRecord]], source: str, now: datetime
+) -> int:
+    """Insert new events into their raw tables (inside the caller's transaction); returns how many."""
+    landed = 0
+    for category, table in RAW_TABLES.items():
+        chosen = [(e, r) for e, r in events if (e.event_type in MEMBER_EVENT_TYPES) == (category == "member")]
+        if chosen:
+            landed += _insert_new_events(con, table, _event_frame(chosen, source, now))
+    return landed
+
+
+def land_batch(con: duckdb.DuckDBPyConnection, batch: LandingBatch) -> LandingResult:
+    """Parse and land one batch with its checkpoints in a single transaction."""
+    now = datetime.now(UTC)
+    usage, member, rejected = split_parsed(batch.records)
+    con.execute("BEGIN TRANSACTION")
+    try:
+        landed_usage = insert_event_frames(con, usage, batch.source, now)
+        landed_member = insert_event_frames(con, member, batch.source, now)
+        dead_lettered = _insert_dead_letters(con, batch.source, rejected, now)
+        _save_checkpoints(con, batch, now)
+        con.execute("COMMIT")
+    except BaseException:
+        con.execute("ROLLBACK")
+        raise
+    return LandingResult(
+        received=len(batch.records),
+        landed_usage=landed_usage,
+        landed_member=landed_member,
+        duplicates=len(usage) + len(member) - landed_usage - landed_member,
+        dead_lettered=dead_lettered,
+    )
+
+
+def load_shard_checkpoints(con: duckdb.DuckDBPyConnection, stream_name: str) -> dict[str, ShardCheckpoint]:
+    """The landed position of every shard of a stream, as committed with the rows."""
+    rows = con.execute(
+        "SELECT shard_id, sequence_number, shard_ended FROM meta.kinesis_checkpoints WHERE stream_name = ?",
+        [stream_name],
+    ).fetchall()
+    return {shard: ShardCheckpoint(stream_name, shard, seq, ended) for shard, seq, ended in rows}
+
+
+def load_eventstore_checkpoint(con: duckdb.DuckDBPyConnection, consumer: str) -> int | None:
+    """The commit position a consumer has landed up to (inclusive), or None if it never landed."""
+    row = con.execute(
+        "SELECT commit_position FROM meta.eventstore_checkpoints WHERE consumer = ?", [consumer]
+    ).fetchone()
+    return int(row[0]) if row else None
