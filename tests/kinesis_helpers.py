@@ -21,7 +21,9 @@ def put_raw(client: Any, stream: str, items: Sequence[tuple[str, bytes]]) -> Non
     """Put (partition key, data) records, 500 per call, failing loudly on any rejected record."""
     for start in range(0, len(items), 500):
         chunk = items[start : start + 500]
-        result = client.put_records(StreamName=stream, Records=[{"PartitionKey": k, "Data": d} for k, d in chunk])
+        result = client.put_records(
+            StreamName=stream, Records=[{"PartitionKey": k, "Data": d} for k, d in chunk]
+        )
         assert result["FailedRecordCount"] == 0, result
 
 

@@ -39,7 +39,9 @@ def test_lands_every_event_once_and_rerun_adds_nothing(lake: duckdb.DuckDBPyConn
     assert land_kinesis_stream(lake, client, stream).received == 0
 
 
-def test_crash_between_read_and_commit_lands_exactly_once(lake: duckdb.DuckDBPyConnection, client: Any) -> None:
+def test_crash_between_read_and_commit_lands_exactly_once(
+    lake: duckdb.DuckDBPyConnection, client: Any
+) -> None:
     stream = new_stream(client)
     events = usage_events(200, prefix="crash")
     put_events(client, stream, events)
@@ -59,7 +61,9 @@ def test_crash_between_read_and_commit_lands_exactly_once(lake: duckdb.DuckDBPyC
     assert sorted(_ids(lake)) == sorted(str(e.event_id) for e in events)
 
 
-def test_crash_after_commit_before_success_changes_nothing(lake: duckdb.DuckDBPyConnection, client: Any) -> None:
+def test_crash_after_commit_before_success_changes_nothing(
+    lake: duckdb.DuckDBPyConnection, client: Any
+) -> None:
     stream = new_stream(client)
     put_events(client, stream, usage_events(150, prefix="after"))
     land_kinesis_stream(lake, client, stream)  # committed; imagine the run then dies before reporting
@@ -89,7 +93,10 @@ def test_reshard_during_ingestion_loses_nothing_and_reads_parents_first(
     land_kinesis_stream(lake, client, stream, records_per_page=2, max_rounds=1)  # part of it only
     client.update_shard_count(StreamName=stream, TargetShardCount=2, ScalingType="UNIFORM_SCALING")
     deadline = time.monotonic() + 30
-    while client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"] != "ACTIVE":
+    while (
+        client.describe_stream_summary(StreamName=stream)["StreamDescriptionSummary"]["StreamStatus"]
+        != "ACTIVE"
+    ):
         assert time.monotonic() < deadline
         time.sleep(0.1)
     after = usage_events(120, prefix="after")
