@@ -9,6 +9,12 @@ from cdr_platform.defs.eventstore.sensors import eventstore_member_sensor, land_
 from cdr_platform.defs.kinesis.assets import raw_usage_events
 from cdr_platform.defs.kinesis.sensors import kinesis_usage_sensor, land_usage_events_job
 from cdr_platform.defs.recovery.dead_letter import raw_dead_letter
+from cdr_platform.defs.recovery.reconciliation import (
+    reconcile_job,
+    reconcile_schedule,
+    reconciled_with_eventstore,
+)
+from cdr_platform.defs.recovery.replay import replay_raw_layer
 from cdr_platform.defs.resources import build_resources
 from cdr_platform.defs.sources import source_specs
 from cdr_platform.settings import load_settings
@@ -19,7 +25,9 @@ def build_definitions() -> Definitions:
     settings = load_settings()
     return Definitions(
         assets=[*source_specs, raw_usage_events, raw_member_events, raw_dead_letter],
-        jobs=[land_usage_events_job, land_member_events_job],
+        asset_checks=[reconciled_with_eventstore],
+        jobs=[land_usage_events_job, land_member_events_job, reconcile_job, replay_raw_layer],
+        schedules=[reconcile_schedule],
         sensors=[kinesis_usage_sensor, eventstore_member_sensor],
         resources=build_resources(settings),
     )

@@ -5,12 +5,16 @@ from __future__ import annotations
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from cdr_platform.devstack.kinesis_local import kill_process, start_kinesis_local, wait_until_serving
 from cdr_platform.devstack.ports import free_port, wait_for_port
+from cdr_platform.lake.connection import connect_lake
+from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import Settings, load_settings
 
 
@@ -39,21 +43,48 @@ def kinesis_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         process.wait(timeout=10)
 
 
-@pytest.fixture(scope="session")
-def eventstore_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextmanager
+def running_eventstore(log_path: Path) -> Iterator[str]:
     """The EventStoreDB-compatible server, in memory, in its own process on a free port."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("eventstore") / "eventstore.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "cdr_platform.devstack.eventstore", "--port", str(port), "--memory"],
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        if not wait_for_port("127.0.0.1", port, 60):
-            raise RuntimeError("the EventStoreDB-compatible server did not start")
-        yield f"esdb://127.0.0.1:{port}?Tls=false"
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
-        log.close()
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cdr_platform.devstack.eventstore", "--port", str(port), "--memory"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            if not wait_for_port("127.0.0.1", port, 60):
+                raise RuntimeError(f"the EventStoreDB-compatible server did not start; see {log_path}")
+            yield f"esdb://127.0.0.1:{port}?Tls=false"
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def eventstore_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One server shared by the session: tests use their own stream names."""
+    with running_eventstore(tmp_path_factory.mktemp("eventstore") / "eventstore.log") as uri:
+        yield uri
+
+
+@pytest.fixture
+def fresh_eventstore_uri(tmp_path: Path) -> Iterator[str]:
+    """A server of this test only, for tests that read the whole of $all."""
+    with running_eventstore(tmp_path / "eventstore.log") as uri:
+        yield uri
+
+
+@pytest.fixture
+def lake_paths(tmp_path: Path) -> tuple[str, str]:
+    """Catalog and data path of a fresh DuckLake warehouse (SQLite catalog, local files)."""
+    return f"sqlite:{tmp_path / 'catalog.sqlite'}", f"{tmp_path / 'files'}/"
+
+
+@pytest.fixture
+def lake(lake_paths: tuple[str, str]) -> Iterator[duckdb.DuckDBPyConnection]:
+    con = connect_lake(*lake_paths)
+    ensure_schema(con)
+    yield con
+    con.close()

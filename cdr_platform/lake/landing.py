@@ -203,9 +203,18 @@ def _save_checkpoints(con: duckdb.DuckDBPyConnection, batch: LandingBatch, now: 
             ],
         )
     if batch.eventstore_checkpoint is not None:
-        consumer, position = batch.eventstore_checkpoint.consumer, batch.eventstore_checkpoint.commit_position
-        con.execute("DELETE FROM meta.eventstore_checkpoints WHERE consumer = ?", [consumer])
-        con.execute("INSERT INTO meta.eventstore_checkpoints VALUES (?, ?, ?)", [consumer, position, now])
+        save_eventstore_checkpoint(con, batch.eventstore_checkpoint, now)
+
+
+def save_eventstore_checkpoint(
+    con: duckdb.DuckDBPyConnection, checkpoint: EventStoreCheckpoint, now: datetime
+) -> None:
+    """Replace a consumer's position (inside the caller's transaction)."""
+    con.execute("DELETE FROM meta.eventstore_checkpoints WHERE consumer = ?", [checkpoint.consumer])
+    con.execute(
+        "INSERT INTO meta.eventstore_checkpoints VALUES (?, ?, ?)",
+        [checkpoint.consumer, checkpoint.commit_position, now],
+    )
 
 
 def insert_event_frames(
