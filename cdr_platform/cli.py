@@ -44,6 +44,47 @@ def _demo(args: argparse.Namespace) -> int:
     return run_demo(load_settings())
 
 
+def _streams(args: argparse.Namespace) -> int:
+    from cdr_platform.lake.checkpoints import checkpoint_store
+    from cdr_platform.lake.connection import connect_lake
+    from cdr_platform.lake.schema import ensure_schema
+    from cdr_platform.sources.eventstore_reader import connect_eventstore
+    from cdr_platform.sources.history_export import build_filter, export_history, stream_consumer
+    from cdr_platform.sources.kinesis_client import kinesis_client
+
+    settings = load_settings()
+    history_filter = build_filter(
+        args.event_types, args.member_ids, args.categories, args.occurred_from, args.occurred_to
+    )
+    esdb = connect_eventstore(settings.eventstore_uri)
+    con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path)
+    try:
+        ensure_schema(con)
+        load, save = checkpoint_store(con, stream_consumer(args.target))
+        report = export_history(
+            esdb,
+            kinesis_client(settings.aws_region, settings.kinesis_endpoint_url),
+            args.target,
+            history_filter,
+            shards=args.shards,
+            load_checkpoint=load,
+            save_checkpoint=save,
+            log=lambda line: print(line, file=sys.stderr),
+        )
+    finally:
+        con.close()
+        esdb.close()
+    print(
+        f"{report.target_stream}: {report.published} events published "
+        f"({'created' if report.created_stream else 'existing stream'}), position {report.position}"
+    )
+    return 0
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdr-platform",
@@ -64,6 +105,29 @@ def build_parser() -> argparse.ArgumentParser:
         help="up: keep data in memory only (default: persist under data_dir)",
     )
     devstack.set_defaults(handler=_devstack)
+
+    streams = commands.add_parser(
+        "streams",
+        help="new-consumer streams built from EventStoreDB history",
+        description="Publish filtered EventStoreDB history to a Kinesis stream for a new consumer.",
+    )
+    stream_actions = streams.add_subparsers(dest="action", required=True, metavar="ACTION")
+    request = stream_actions.add_parser(
+        "request",
+        help="create (if needed) and fill a Kinesis stream from history; resumable",
+        description="Records use the relay's format (KPL aggregates, partition key = member id). Re-running "
+        "the same request resumes from its checkpoint.",
+    )
+    request.add_argument("--target", required=True, help="target Kinesis stream name")
+    request.add_argument("--shards", type=int, default=1, help="shard count when the stream is created")
+    request.add_argument("--event-types", type=_csv, help="comma-separated event types (default: all)")
+    request.add_argument("--member-ids", type=_csv, help="comma-separated member ids (default: all)")
+    request.add_argument(
+        "--categories", type=_csv, help="comma-separated stream categories, e.g. call,member"
+    )
+    request.add_argument("--from", dest="occurred_from", help="event-time start, ISO 8601 (inclusive)")
+    request.add_argument("--to", dest="occurred_to", help="event-time end, ISO 8601 (exclusive)")
+    request.set_defaults(handler=_streams)
 
     demo = commands.add_parser(
         "demo", help="run the main job end to end on the local stack", description="What `make demo` runs."

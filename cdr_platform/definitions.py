@@ -15,6 +15,7 @@ from cdr_platform.defs.recovery.reconciliation import (
     reconciled_with_eventstore,
 )
 from cdr_platform.defs.recovery.replay import replay_raw_layer
+from cdr_platform.defs.recovery.streams import request_stream
 from cdr_platform.defs.resources import build_resources
 from cdr_platform.defs.sources import source_specs
 from cdr_platform.settings import load_settings
@@ -26,7 +27,7 @@ def build_definitions() -> Definitions:
     return Definitions(
         assets=[*source_specs, raw_usage_events, raw_member_events, raw_dead_letter],
         asset_checks=[reconciled_with_eventstore],
-        jobs=[land_usage_events_job, land_member_events_job, reconcile_job, replay_raw_layer],
+        jobs=[land_usage_events_job, land_member_events_job, reconcile_job, replay_raw_layer, request_stream],
         schedules=[reconcile_schedule],
         sensors=[kinesis_usage_sensor, eventstore_member_sensor],
         resources=build_resources(settings),
