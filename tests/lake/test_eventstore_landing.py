@@ -1,0 +1,85 @@
+"""EventStoreDB landing: filtered $all into raw/member_events, exactly once, position in the lake."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+
+import duckdb
+import pytest
+from esdbclient import EventStoreDBClient
+
+from cdr_platform.events import make_event
+from cdr_platform.lake.eventstore_landing import land_eventstore
+from cdr_platform.lake.landing import LandingBatch, load_eventstore_checkpoint
+from tests.events.samples import SAMPLE_PAYLOADS
+from tests.eventstore_helpers import append_events
+from tests.kinesis_helpers import usage_events
+
+pytestmark = pytest.mark.integration
+MEMBER_TYPES = ["member_activated", "plan_changed", "port_out_requested", "member_deactivated"]
+
+
+@pytest.fixture
+def esdb(fresh_eventstore_uri: str) -> Iterator[EventStoreDBClient]:
+    client = EventStoreDBClient(uri=fresh_eventstore_uri)
+    yield client
+    client.close()
+
+
+def member_events(count: int, prefix: str = "m") -> list:
+    return [
+        make_event(
+            "member_activated",
+            business_key=f"{prefix}-{i}",
+            occurred_at=datetime(2025, 3, 1, tzinfo=UTC),
+            member_id=f"M{i:07d}",
+            correlation_id=f"{prefix}-{i}",
+            producer="crm",
+            payload=SAMPLE_PAYLOADS["member_activated"],
+        )
+        for i in range(count)
+    ]
+
+
+def _ids(con: duckdb.DuckDBPyConnection) -> set[str]:
+    return {str(r[0]) for r in con.execute("SELECT event_id FROM raw.member_events").fetchall()}
+
+
+def test_lands_member_events_only_and_advances_past_filtered_stretches(
+    lake: duckdb.DuckDBPyConnection, esdb: EventStoreDBClient
+) -> None:
+    members = member_events(30)
+    append_events(esdb, members[:10] + usage_events(500, prefix="noise") + members[10:])
+    report = land_eventstore(lake, esdb, "members", MEMBER_TYPES, batch_size=7)
+    assert report.caught_up and report.landed == 30
+    assert _ids(lake) == {str(e.event_id) for e in members}
+    assert lake.execute("SELECT count(*) FROM raw.usage_events").fetchone()[0] == 0
+
+    append_events(esdb, usage_events(300, prefix="more-noise"))
+    quiet = land_eventstore(lake, esdb, "members", MEMBER_TYPES)
+    assert quiet.received == 0
+    # The stored position moved past the filtered-out events (checkpoints), so the next read skips them.
+    position = load_eventstore_checkpoint(lake, "members")
+    assert position is not None and position > report.position
+
+
+def test_crash_before_commit_then_rerun_lands_exactly_once(
+    lake: duckdb.DuckDBPyConnection, esdb: EventStoreDBClient
+) -> None:
+    members = member_events(40, prefix="crash")
+    append_events(esdb, members)
+    batches = 0
+
+    def crash_on_third(batch: LandingBatch) -> None:
+        nonlocal batches
+        batches += 1
+        if batches == 3:
+            raise RuntimeError("crashed between reading and committing")
+
+    with pytest.raises(RuntimeError):
+        land_eventstore(lake, esdb, "members", MEMBER_TYPES, batch_size=10, before_commit=crash_on_third)
+    assert len(_ids(lake)) == 20
+    land_eventstore(lake, esdb, "members", MEMBER_TYPES, batch_size=10)
+    assert _ids(lake) == {str(e.event_id) for e in members}
+    assert lake.execute("SELECT count(*) FROM raw.member_events").fetchone()[0] == 40
