@@ -61,6 +61,12 @@ class Settings(BaseModel):
         "member_deactivated",
     )
 
+    reconcile_settle_seconds: int = Field(
+        default=120,
+        ge=0,
+        description="Reconciliation ignores events recorded more recently (still in flight).",
+    )
+
     lake_catalog: str = Field(
         default="",
         description="DuckLake catalog: 'sqlite:<path>' locally, 'postgres:<libpq dsn>' in production.",

@@ -34,6 +34,8 @@ class EventStoreResource(ConfigurableResource):
     uri: str
     root_certificates: str | None = None
     member_event_types: list[str]
+    settle_seconds: int = 120
+    """Reconciliation judges only events recorded longer ago than this (newer ones may be in flight)."""
 
     @contextmanager
     def client(self) -> Iterator[EventStoreDBClient]:
@@ -74,6 +76,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             uri=settings.eventstore_uri,
             root_certificates=certificates.read_text() if certificates else None,
             member_event_types=list(settings.member_event_types),
+            settle_seconds=settings.reconcile_settle_seconds,
         ),
         "lake": LakeResource(
             catalog=settings.resolved_lake_catalog, data_path=settings.resolved_lake_data_path

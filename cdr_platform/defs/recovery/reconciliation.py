@@ -19,9 +19,6 @@ from cdr_platform.defs.ownership import RAW_WRITER_POOL
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.lake.reconciliation import ReconciliationReport, reconcile_usage_events
 
-SETTLE_DELAY = timedelta(minutes=2)
-"""Events recorded more recently than this may still be on their way through the relay."""
-
 
 def hours_table(report: ReconciliationReport) -> str:
     lines = ["| hour (UTC) | in EventStoreDB | landed before | missing | repaired |", "|---|---|---|---|---|"]
@@ -44,7 +41,12 @@ def reconciled_with_eventstore(
     context: AssetCheckExecutionContext, eventstore: EventStoreResource, lake: LakeResource
 ) -> AssetCheckResult:
     with eventstore.client() as client, lake.connect() as con:
-        report = reconcile_usage_events(con, client, datetime.now(UTC) - SETTLE_DELAY, log=context.log.info)
+        report = reconcile_usage_events(
+            con,
+            client,
+            datetime.now(UTC) - timedelta(seconds=eventstore.settle_seconds),
+            log=context.log.info,
+        )
     unrepaired = report.missing - report.repaired
     description = (
         f"{len(report.surplus_event_ids)} events in the lake are unknown to EventStoreDB"
