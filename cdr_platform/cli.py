@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 
 from cdr_platform.errors import PlatformError
 from cdr_platform.settings import SettingsError, load_settings
+from cdr_platform.simulator.commands import add_simulator_commands
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -128,6 +129,8 @@ def build_parser() -> argparse.ArgumentParser:
     request.add_argument("--from", dest="occurred_from", help="event-time start, ISO 8601 (inclusive)")
     request.add_argument("--to", dest="occurred_to", help="event-time end, ISO 8601 (exclusive)")
     request.set_defaults(handler=_streams)
+
+    add_simulator_commands(commands)
 
     demo = commands.add_parser(
         "demo", help="run the main job end to end on the local stack", description="What `make demo` runs."

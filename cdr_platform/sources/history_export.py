@@ -153,7 +153,7 @@ def export_history(
     """Publish the filtered history to ``target_stream``, resuming from the saved checkpoint."""
     report = ExportReport(target_stream)
     report.created_stream = ensure_stream(kinesis, target_stream, shards)
-    publisher = KinesisPublisher(kinesis, target_stream)
+    publisher = KinesisPublisher(kinesis, target_stream, shard_refresh_s=1.0)
     position = report.resumed_from = load_checkpoint()
     started = time.monotonic()
     while True:
@@ -183,7 +183,7 @@ def export_history(
                 )
             if history_filter.matches(event.stream_name, parsed.member_id, parsed.occurred_at):
                 records.append(UserRecord(parsed.member_id, event.data))
-        publisher.publish(records)
+        publisher.put(records)
         position = int(page[-1].commit_position)
         save_checkpoint(position)
         report.scanned += len(page)

@@ -1,151 +1,197 @@
-"""Publish events to a Kinesis stream, KPL-aggregated, keeping per-partition-key order.
+"""Publish events to a Kinesis stream, KPL-aggregated, in per-partition-key order, following reshards.
 
-Records are grouped by the shard whose hash-key range holds ``md5(partition key)``, packed into
-aggregates (``events.framing``), and each aggregate is routed to that shard with an explicit hash
-key. One put_records call carries at most one aggregate per shard, so a failed entry is retried
-before anything after it on the same shard is sent: per-key order holds through retries. The
-shard map is re-read before a publish when older than ``refresh_s`` (one ListShards call), so
-a reshard is noticed before records are grouped by stale shards.
-Delivery is at least once: a retried call may duplicate an aggregate that had in fact landed;
-consumers dedupe by event id.
+Records are grouped by the shard whose hash-key range holds md5(partition key), packed into KPL
+aggregates (``events.framing``) per shard, and each put_records call carries at most one aggregate per
+shard; a failed aggregate is retried (backoff with full jitter) before the next one of its shard is
+sent, so a retried failure can never overtake or be overtaken and per-key order holds. The shard map is
+refreshed periodically and whenever put_records reports a shard the map does not know (a reshard).
+Delivery is at least once: consumers deduplicate on event_id. Used by the relay and by new-consumer
+streams, so both write the same record format.
 """
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import random
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from botocore.exceptions import ClientError
 
 from cdr_platform.errors import PlatformError
-from cdr_platform.events.framing import DEFAULT_TARGET_BYTES, UserRecord, pack_records
-from cdr_platform.sources.kinesis_reader import THROTTLED, call_with_backoff
+from cdr_platform.events.framing import DEFAULT_TARGET_BYTES, UserRecord, deaggregate, pack_records
+from cdr_platform.sources.kinesis_reader import call_with_backoff
+
+MAX_CALL_BYTES = 4_500_000  # put_records: 5 MB per call
+MAX_CALL_RECORDS = 500
 
 
 class KinesisPublishError(PlatformError):
-    """Records could not be published after all retries; nothing after them was sent."""
-
-
-@dataclass(frozen=True)
-class OpenShard:
-    shard_id: str
-    start_hash: int
-    end_hash: int
+    """Kinesis kept refusing records, or the stream cannot be written; nothing after them was sent."""
 
 
 def hash_key(partition_key: str) -> int:
-    """Kinesis's routing hash: the 128-bit MD5 of the partition key, as an integer."""
-    return int.from_bytes(hashlib.md5(partition_key.encode()).digest(), "big")
+    return int.from_bytes(hashlib.md5(partition_key.encode()).digest())
 
 
-def open_shards(client: Any, stream_name: str) -> list[OpenShard]:
-    shards, kwargs = [], {"StreamName": stream_name, "ShardFilter": {"Type": "AT_LATEST"}}
+class ShardMap:
+    """Open shards by hash-key range; ``shard_for`` finds the shard a partition key is routed to."""
+
+    def __init__(self, shards: Sequence[tuple[str, int, int]]) -> None:
+        self.shards = sorted(shards, key=lambda s: s[1])
+        self.starts = [start for _, start, _ in self.shards]
+        self.ids = frozenset(shard_id for shard_id, _, _ in self.shards)
+        self._cache: dict[str, str] = {}
+
+    def shard_for(self, partition_key: str) -> str:
+        shard = self._cache.get(partition_key)
+        if shard is None:
+            index = bisect.bisect_right(self.starts, hash_key(partition_key)) - 1
+            shard = self._cache[partition_key] = self.shards[max(index, 0)][0]
+        return shard
+
+
+def load_shard_map(client: Any, stream_name: str) -> ShardMap:
+    """Open shards (no ending sequence number) of the stream, following NextToken."""
+    shards = []
+    kwargs: dict[str, Any] = {"StreamName": stream_name}
     while True:
         page = call_with_backoff(client.list_shards, **kwargs)
         for raw in page["Shards"]:
             if "EndingSequenceNumber" in raw["SequenceNumberRange"]:
                 continue
-            rng = raw["HashKeyRange"]
-            shards.append(OpenShard(raw["ShardId"], int(rng["StartingHashKey"]), int(rng["EndingHashKey"])))
-        if not page.get("NextToken"):
-            return sorted(shards, key=lambda s: s.start_hash)
-        kwargs = {"NextToken": page["NextToken"]}
+            hash_range = raw["HashKeyRange"]
+            shards.append(
+                (raw["ShardId"], int(hash_range["StartingHashKey"]), int(hash_range["EndingHashKey"]))
+            )
+        token = page.get("NextToken")
+        if not token:
+            break
+        kwargs = {"NextToken": token}
+    if not shards:
+        raise KinesisPublishError(f"Kinesis stream {stream_name} has no open shard")
+    return ShardMap(shards)
 
 
-@dataclass
-class PublishStats:
-    events: int = 0
-    kinesis_records: int = 0
-    bytes: int = 0
-    retries: int = 0
+def wait_until_active(client: Any, stream_name: str, deadline_s: float = 60.0) -> None:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        summary = call_with_backoff(client.describe_stream_summary, StreamName=stream_name)
+        status = summary["StreamDescriptionSummary"]["StreamStatus"]
+        if status == "ACTIVE":
+            return
+        if time.monotonic() > deadline:
+            raise KinesisPublishError(f"Kinesis stream {stream_name} still {status} after {deadline_s}s")
+        time.sleep(0.1)
 
 
 class KinesisPublisher:
-    """Aggregating, order-keeping publisher for one stream."""
+    """Puts user records on a stream in per-shard order, following reshards; the relay's write half.
+
+    Each put_records call carries at most one aggregate per shard, and a shard's next aggregate is sent
+    only once the previous one was acknowledged, so a retried failure can never overtake or be overtaken.
+    """
 
     def __init__(
         self,
         client: Any,
         stream_name: str,
-        *,
-        target_record_bytes: int = DEFAULT_TARGET_BYTES,
-        refresh_s: float = 1.0,
-        max_attempts: int = 10,
+        aggregate_bytes: int = DEFAULT_TARGET_BYTES,
+        shard_refresh_s: float = 30.0,
+        max_put_attempts: int = 10,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.client = client
         self.stream_name = stream_name
-        self.target_record_bytes = target_record_bytes
-        self.refresh_s = refresh_s
-        self.max_attempts = max_attempts
+        self.aggregate_bytes = aggregate_bytes
+        self.shard_refresh_s = shard_refresh_s
+        self.max_put_attempts = max_put_attempts
         self.sleep = sleep
-        self.stats = PublishStats()
-        self._shards: list[OpenShard] = []
-        self._refreshed_at = float("-inf")
+        self.records_put = 0
+        self._rng = random.Random()
+        self.refresh()
 
-    def _shard_for(self, key_hash: int) -> OpenShard:
-        for shard in self._shards:
-            if shard.start_hash <= key_hash <= shard.end_hash:
-                return shard
-        raise KinesisPublishError(f"no open shard of {self.stream_name} covers hash key {key_hash}")
+    def refresh(self) -> None:
+        self.shard_map = load_shard_map(self.client, self.stream_name)
+        self._loaded = time.monotonic()
 
-    def refresh_shards(self) -> None:
-        self._shards = open_shards(self.client, self.stream_name)
-        self._refreshed_at = time.monotonic()
+    def reshard(self, target: int | None = None) -> tuple[int, int]:
+        """UpdateShardCount to ``target`` (default: double), wait until ACTIVE; returns (before, after)."""
+        before = len(self.shard_map.ids)
+        target = target or before * 2
+        call_with_backoff(
+            self.client.update_shard_count,
+            StreamName=self.stream_name,
+            TargetShardCount=target,
+            ScalingType="UNIFORM_SCALING",
+        )
+        wait_until_active(self.client, self.stream_name)
+        self.refresh()
+        return before, target
 
-    def publish(self, records: Sequence[UserRecord]) -> None:
-        """Publish in order; returns once Kinesis acknowledged every record (or raises)."""
-        if not records:
-            return
-        if time.monotonic() - self._refreshed_at > self.refresh_s:
-            self.refresh_shards()
-        queues: dict[str, list[tuple[str, bytes, int]]] = {}
-        grouped: dict[str, list[UserRecord]] = {}
+    def put(self, records: Sequence[UserRecord]) -> None:
+        """Put every record, in order per shard; raises ``KinesisPublishError`` if Kinesis keeps refusing."""
+        if time.monotonic() - self._loaded > self.shard_refresh_s:
+            self.refresh()
+        queues: dict[str, list[UserRecord]] = {}
         for record in records:
-            grouped.setdefault(self._shard_for(hash_key(record.partition_key)).shard_id, []).append(record)
-        for shard_id, shard_records in grouped.items():
-            queues[shard_id] = [
-                (agg.partition_key, agg.data, hash_key(agg.partition_key))
-                for agg in pack_records(shard_records, self.target_record_bytes)
-            ]
-        self._send(queues)
-        self.stats.events += len(records)
-
-    def _send(self, queues: dict[str, list[tuple[str, bytes, int]]]) -> None:
-        attempt = 0
-        while any(queues.values()):
-            heads = {shard: queue[0] for shard, queue in queues.items() if queue}
-            entries = [
-                {"PartitionKey": key, "Data": data, "ExplicitHashKey": str(key_hash)}
-                for key, data, key_hash in heads.values()
-            ]
-            try:
-                response = call_with_backoff(
-                    self.client.put_records, sleep=self.sleep, StreamName=self.stream_name, Records=entries
-                )
-            except ClientError as exc:
-                raise KinesisPublishError(f"put_records to {self.stream_name} failed: {exc}") from exc
-            failed = False
-            for shard, result in zip(heads, response["Records"], strict=True):
-                if "ErrorCode" in result:
-                    failed = True
-                    if result["ErrorCode"] not in THROTTLED and result["ErrorCode"] != "InternalFailure":
-                        raise KinesisPublishError(f"{self.stream_name}/{shard}: {result.get('ErrorMessage')}")
-                else:
-                    _, data, _ = queues[shard].pop(0)
-                    self.stats.kinesis_records += 1
-                    self.stats.bytes += len(data)
+            queues.setdefault(self.shard_map.shard_for(record.partition_key), []).append(record)
+        pending = {shard: list(pack_records(recs, self.aggregate_bytes)) for shard, recs in queues.items()}
+        attempts = 0
+        while pending:
+            heads: list[tuple[str, UserRecord]] = []
+            size = 0
+            for shard, aggregates in pending.items():
+                head = aggregates[0]
+                if heads and (size + len(head.data) > MAX_CALL_BYTES or len(heads) >= MAX_CALL_RECORDS):
+                    break
+                heads.append((shard, head))
+                size += len(head.data)
+            failed, unknown_shard = self._put_heads(heads)
+            for shard, _ in heads:
+                if shard not in failed:
+                    pending[shard].pop(0)
+                    if not pending[shard]:
+                        del pending[shard]
+            if unknown_shard:
+                # The stream was resharded under us: re-route what is left with a fresh map.
+                self.refresh()
+                rest = [
+                    user
+                    for aggregates in pending.values()
+                    for aggregate in aggregates
+                    for user in deaggregate(aggregate.partition_key, aggregate.data)
+                ]
+                self.put(rest)
+                return
             if failed:
-                attempt += 1
-                self.stats.retries += 1
-                if attempt >= self.max_attempts:
+                attempts += 1
+                if attempts >= self.max_put_attempts:
                     raise KinesisPublishError(
-                        f"{self.stream_name}: records still throttled after {attempt} tries"
+                        f"Kinesis kept refusing records for shards {sorted(failed)} of {self.stream_name} "
+                        f"after {attempts} attempts; check the stream's capacity"
                     )
-                self.sleep(random.uniform(0, min(5.0, 0.1 * 2**attempt)))
+                self.sleep(self._rng.uniform(0, min(5.0, 0.05 * 2**attempts)))
             else:
-                attempt = 0
+                attempts = 0
+
+    def _put_heads(self, heads: list[tuple[str, UserRecord]]) -> tuple[set[str], bool]:
+        try:
+            response = call_with_backoff(
+                self.client.put_records,
+                StreamName=self.stream_name,
+                Records=[{"PartitionKey": record.partition_key, "Data": record.data} for _, record in heads],
+            )
+        except ClientError as exc:
+            raise KinesisPublishError(f"put_records to {self.stream_name} failed: {exc}") from exc
+        failed: set[str] = set()
+        unknown = False
+        for (shard, _), result in zip(heads, response["Records"], strict=True):
+            if result.get("ErrorCode"):
+                failed.add(shard)
+            else:
+                self.records_put += 1
+                unknown = unknown or result.get("ShardId") not in self.shard_map.ids
+        return failed, unknown

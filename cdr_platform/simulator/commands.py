@@ -1,0 +1,233 @@
+"""``simulate`` and ``relay`` subcommands; ``add_simulator_commands`` registers them on a CLI.
+
+Endpoint defaults come from ``load_settings()`` (the devstack unless configured otherwise), read when the
+command runs, so ``--help`` works even with a broken configuration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import threading
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from cdr_platform.simulator.faults import FaultConfig
+from cdr_platform.simulator.model import OperatorConfig
+
+EXPLICIT_OPERATOR_FLAGS = {"seed", "members"}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def _start(text: str) -> datetime:
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--start must be an ISO date or datetime, got {text!r}") from None
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _add_dataclass_flags(group: Any, cls: type, skip: set[str], dest_prefix: str) -> None:
+    for spec in dataclasses.fields(cls):
+        if spec.name in skip or spec.default is dataclasses.MISSING or spec.default is None:
+            continue
+        kind = type(spec.default)
+        group.add_argument(
+            _flag(spec.name),
+            dest=f"{dest_prefix}{spec.name}",
+            type=kind,
+            default=spec.default,
+            metavar=kind.__name__.upper(),
+            help=f"(default: {spec.default})",
+        )
+
+
+def _picked(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
+    return {key[len(prefix) :]: value for key, value in vars(args).items() if key.startswith(prefix)}
+
+
+def add_simulator_commands(subparsers: Any) -> None:
+    """Register ``simulate`` and ``relay`` on an argparse subparsers object (handlers return exit codes)."""
+    simulate = subparsers.add_parser(
+        "simulate",
+        help="generate an operator's traffic and append it to EventStoreDB",
+        description=(
+            "Seeded, deterministic operator model appended to EventStoreDB (streams call-, sms-, data-, "
+            "balance-, member-<id>), with ground-truth CSV files. Backfill runs a period as fast as "
+            "possible; live runs at wall-clock pace (times --speed). Re-running a seed is idempotent."
+        ),
+    )
+    simulate.add_argument("--mode", choices=["backfill", "live"], default="backfill")
+    simulate.add_argument("--days", type=float, default=1.0, help="simulated period length (default: 1)")
+    simulate.add_argument("--members", type=int, default=2000, help="number of members (default: 2000)")
+    simulate.add_argument("--seed", type=int, default=42, help="model and fault seed (default: 42)")
+    simulate.add_argument(
+        "--start",
+        type=_start,
+        default=None,
+        help="period start, ISO date/datetime in UTC (default: backfill ends at today's 00:00 UTC; live "
+        "starts now). Pass it explicitly for ids that do not change from one day to the next.",
+    )
+    simulate.add_argument("--speed", type=float, default=1.0, help="live: simulated seconds per second")
+    simulate.add_argument(
+        "--out",
+        type=Path,
+        default=None,
+        help="ground-truth folder (default: <data_dir>/simulator/seed-<seed>)",
+    )
+    simulate.add_argument("--eventstore-uri", default=None, help="default: CDR_EVENTSTORE_URI (the devstack)")
+    simulate.add_argument("--workers", type=int, default=8, help="concurrent appends (default: 8)")
+    simulate.add_argument("--dry-run", action="store_true", help="generate and encode only; append nothing")
+    simulate.add_argument("--quiet", action="store_true", help="no progress line")
+    model = simulate.add_argument_group("operator model")
+    _add_dataclass_flags(model, OperatorConfig, EXPLICIT_OPERATOR_FLAGS, "op_")
+    late = simulate.add_argument_group("producer faults")
+    for name in ("late_rate", "late_min_hours", "late_max_hours"):
+        late.add_argument(_flag(name), dest=f"fault_{name}", type=float, default=getattr(FaultConfig(), name))
+    simulate.set_defaults(handler=run_simulate)
+
+    relay = subparsers.add_parser(
+        "relay",
+        help="publish usage events from EventStoreDB $all to Kinesis (checkpointed, at-least-once)",
+        description=(
+            "Subscribes to $all filtered to usage event types, publishes them to Kinesis with partition key "
+            "= member id in KPL aggregates, and checkpoints the commit position after Kinesis acknowledged."
+        ),
+    )
+    relay.add_argument("--until-caught-up", action="store_true", help="stop once $all is caught up")
+    relay.add_argument("--stream", default=None, help="Kinesis stream (default: CDR_USAGE_STREAM)")
+    relay.add_argument("--eventstore-uri", default=None, help="default: CDR_EVENTSTORE_URI")
+    relay.add_argument("--kinesis-endpoint-url", default=None, help="default: CDR_KINESIS_ENDPOINT_URL")
+    relay.add_argument(
+        "--checkpoint", type=Path, default=None, help="default: <data_dir>/relay/<stream>.checkpoint.json"
+    )
+    relay.add_argument(
+        "--fault-log", type=Path, default=None, help="default: relay_faults.jsonl beside the checkpoint"
+    )
+    relay.add_argument("--batch-events", type=int, default=5000, help="events per checkpoint at most")
+    relay.add_argument(
+        "--stop-after-events", type=int, default=None, help="testing: exit as if crashed after N events"
+    )
+    relay.add_argument("--quiet", action="store_true", help="no progress line")
+    relay_faults = relay.add_argument_group("relay faults")
+    relay_faults.add_argument("--fault-seed", dest="rfault_seed", type=int, default=0)
+    for name in ("drop_rate", "duplicate_rate", "reorder_rate", "malformed_rate"):
+        relay_faults.add_argument(_flag(name), dest=f"rfault_{name}", type=float, default=0.0)
+    relay_faults.add_argument("--reorder-window", dest="rfault_reorder_window", type=int, default=20)
+    relay_faults.add_argument(
+        "--reshard-after-events", dest="rfault_reshard_after_events", type=int, default=None,
+        help="reshard the stream (UpdateShardCount) once this many events are published",
+    )  # fmt: skip
+    relay_faults.add_argument(
+        "--reshard-to-shards", dest="rfault_reshard_to_shards", type=int, default=None,
+        help="target shard count of that reshard (default: double)",
+    )  # fmt: skip
+    relay.set_defaults(handler=run_relay)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from cdr_platform.settings import load_settings
+    from cdr_platform.simulator.ground_truth import GroundTruthWriter
+    from cdr_platform.simulator.model import build_operator
+    from cdr_platform.simulator.producers import DiscardingSink, EventSink, EventStoreProducer
+    from cdr_platform.simulator.simulation import Progress, Simulation, default_start
+    from cdr_platform.sources.eventstore_reader import connect_eventstore
+
+    settings = load_settings()
+    config = OperatorConfig(seed=args.seed, members=args.members, **_picked(args, "op_"))
+    faults = FaultConfig(seed=args.seed, **_picked(args, "fault_"))
+    if args.start is not None:
+        start = args.start
+    elif args.mode == "live":
+        start = datetime.now(UTC).replace(microsecond=0)
+    else:
+        start = default_start(args.days)
+    operator = build_operator(config, start, args.days)
+    out = args.out or settings.data_dir / "simulator" / f"seed-{args.seed}"
+    sink: EventSink
+    if args.dry_run:
+        sink = DiscardingSink()
+    else:
+        uri = args.eventstore_uri or settings.eventstore_uri
+        sink = EventStoreProducer(connect_eventstore(uri), workers=args.workers)
+    progress = None if args.quiet else Progress()
+    print(
+        f"simulating {args.members} members from {start:%Y-%m-%d %H:%M}Z for {args.days} days -> {out}",
+        file=sys.stderr,
+    )
+    try:
+        with GroundTruthWriter(out) as truth:
+            simulation = Simulation(operator, sink, faults, truth, progress)
+            if args.mode == "live":
+                result = simulation.run_live(speed=args.speed)
+            else:
+                result = simulation.run_backfill()
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    finally:
+        sink.close()
+    print(
+        f"{result.events:,} events in {result.streams_appended:,} appends, {result.late_transactions} late "
+        f"transactions, {result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); ground truth in {out}"
+    )
+    return 0
+
+
+def run_relay(args: argparse.Namespace) -> int:
+    from cdr_platform.settings import load_settings
+    from cdr_platform.simulator.relay import Relay, RelayConfig
+    from cdr_platform.sources.eventstore_reader import connect_eventstore
+    from cdr_platform.sources.kinesis_client import kinesis_client
+
+    settings = load_settings()
+    stream = args.stream or settings.usage_stream
+    checkpoint = args.checkpoint or settings.data_dir / "relay" / f"{stream}.checkpoint.json"
+    faults = FaultConfig(**_picked(args, "rfault_"))
+    config = RelayConfig(
+        stream_name=stream,
+        checkpoint_path=checkpoint,
+        fault_log_path=args.fault_log,
+        batch_events=args.batch_events,
+        faults=faults,
+    )
+    eventstore = connect_eventstore(args.eventstore_uri or settings.eventstore_uri)
+    kinesis = kinesis_client(settings.aws_region, args.kinesis_endpoint_url or settings.kinesis_endpoint_url)
+    relay = Relay(eventstore, kinesis, config)
+    started = time.monotonic()
+    first = relay.state.events_published
+    tty = sys.stderr.isatty()
+
+    def show(state: Any) -> None:
+        if args.quiet:
+            return
+        rate = (state.events_published - first) / max(time.monotonic() - started, 1e-9)
+        published = state.events_published
+        line = f"relayed {published:>10,} records  {rate:>9,.0f}/s  position {state.commit_position}"
+        print(line, end="\r" if tty else "\n", file=sys.stderr, flush=True)
+
+    stop = threading.Event()
+    try:
+        result = relay.run(
+            until_caught_up=args.until_caught_up,
+            stop=stop,
+            stop_after_events=args.stop_after_events,
+            on_batch=show,
+        )
+    except KeyboardInterrupt:
+        stop.set()
+        print("\nstopped; the checkpoint holds the last acknowledged position", file=sys.stderr)
+        return 130
+    if tty and not args.quiet:
+        print(file=sys.stderr)
+    print(
+        f"read {result.events_read:,} events, {result.records_put:,} Kinesis records put, checkpoint "
+        f"{result.commit_position} ({checkpoint}), {result.faults} faults logged"
+    )
+    return 0
