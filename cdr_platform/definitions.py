@@ -18,12 +18,12 @@ from cdr_platform.defs.recovery.replay import replay_raw_layer
 from cdr_platform.defs.recovery.streams import request_stream
 from cdr_platform.defs.resources import build_resources
 from cdr_platform.defs.sources import source_specs
-from cdr_platform.settings import load_settings
+from cdr_platform.settings import Settings, load_settings
 
 
-def build_definitions() -> Definitions:
-    """Definitions wired from the current settings (a bad setting fails here, at load)."""
-    settings = load_settings()
+def build_definitions(settings: Settings | None = None) -> Definitions:
+    """Definitions wired from the settings (the environment's by default; a bad one fails here, at load)."""
+    settings = settings or load_settings()
     return Definitions(
         assets=[*source_specs, raw_usage_events, raw_member_events, raw_dead_letter],
         asset_checks=[reconciled_with_eventstore],

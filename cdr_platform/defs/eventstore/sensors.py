@@ -3,6 +3,7 @@
 import json
 
 from dagster import (
+    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
@@ -25,7 +26,7 @@ CURSOR_VERSION = 1
 
 land_member_events_job = define_asset_job(
     "land_member_events",
-    selection=[RAW_MEMBER_EVENTS],
+    selection=AssetSelection.assets(RAW_MEMBER_EVENTS).without_checks(),
     tags={LANDING_TAG: "eventstore"},
     description="Land new member lifecycle events from EventStoreDB into raw/member_events.",
 )
