@@ -4,7 +4,6 @@ PYTHON ?= python3
 UV := $(PYTHON) -m uv
 VENV := .venv
 NPM_DIR := cdr_platform/devstack/npm
-export DAGSTER_HOME := $(CURDIR)/.data/dagster
 
 .PHONY: install demo test dev lint format clean
 
@@ -30,9 +29,7 @@ test: install
 	$(VENV)/bin/ruff format --check .
 
 dev: install
-	@mkdir -p $(DAGSTER_HOME) && cp dagster.yaml $(DAGSTER_HOME)/dagster.yaml
-	$(VENV)/bin/cdr-platform devstack up
-	$(VENV)/bin/dagster dev -w workspace.yaml -h 127.0.0.1 -p 3000
+	$(VENV)/bin/cdr-platform dev
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -86,6 +86,12 @@ def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
+def _dev(args: argparse.Namespace) -> int:
+    from cdr_platform.devloop import run_dev
+
+    return run_dev(load_settings(), members=args.members, speed=args.speed, port=args.port)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cdr-platform",
@@ -131,6 +137,16 @@ def build_parser() -> argparse.ArgumentParser:
     request.set_defaults(handler=_streams)
 
     add_simulator_commands(commands)
+
+    dev = commands.add_parser(
+        "dev",
+        help="local stack + live traffic + relay + the Dagster UI (what `make dev` runs)",
+        description="Starts the devstack, a live simulation and the relay, then `dagster dev`.",
+    )
+    dev.add_argument("--members", type=int, default=500, help="members in the live simulation (default: 500)")
+    dev.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second (default: 60)")
+    dev.add_argument("--port", type=int, default=3000, help="Dagster UI port (default: 3000)")
+    dev.set_defaults(handler=_dev)
 
     demo = commands.add_parser(
         "demo", help="run the main job end to end on the local stack", description="What `make demo` runs."
