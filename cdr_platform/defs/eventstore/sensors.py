@@ -10,6 +10,7 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
+    in_process_executor,
     sensor,
 )
 
@@ -27,6 +28,7 @@ CURSOR_VERSION = 1
 land_member_events_job = define_asset_job(
     "land_member_events",
     selection=AssetSelection.assets(RAW_MEMBER_EVENTS).without_checks(),
+    executor_def=in_process_executor,  # one process per run: landing latency is mostly process start-up
     tags={LANDING_TAG: "eventstore"},
     description="Land new member lifecycle events from EventStoreDB into raw/member_events.",
 )

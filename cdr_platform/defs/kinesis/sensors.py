@@ -11,6 +11,7 @@ from dagster import (
     SensorResult,
     SkipReason,
     define_asset_job,
+    in_process_executor,
     sensor,
 )
 
@@ -27,6 +28,7 @@ CURSOR_VERSION = 1
 land_usage_events_job = define_asset_job(
     "land_usage_events",
     selection=AssetSelection.assets(RAW_USAGE_EVENTS).without_checks(),
+    executor_def=in_process_executor,  # one process per run: landing latency is mostly process start-up
     tags={LANDING_TAG: "kinesis"},
     description="Land new usage events from Kinesis into raw/usage_events.",
 )
