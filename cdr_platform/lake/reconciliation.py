@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 from esdbclient import EventStoreDBClient
+from esdbclient.exceptions import EventStoreDBClientException
 
 from cdr_platform.events import USAGE_EVENT_TYPES
 from cdr_platform.lake.landing import (
@@ -30,7 +31,7 @@ from cdr_platform.lake.landing import (
     load_eventstore_checkpoint,
     save_eventstore_checkpoint,
 )
-from cdr_platform.sources.eventstore_reader import type_filter
+from cdr_platform.sources.eventstore_reader import EventStoreReadError, read_all_after, type_filter
 
 INDEX_CONSUMER = "reconciliation_index"
 SOURCE = "reconciliation"
@@ -83,15 +84,7 @@ def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, pa
     position = load_eventstore_checkpoint(con, INDEX_CONSUMER)
     added = 0
     while True:
-        events = list(
-            client.read_all(
-                commit_position=position,
-                filter_include=type_filter(USAGE_EVENT_TYPES),
-                limit=page_size + (1 if position is not None else 0),
-            )
-        )
-        if position is not None and events and events[0].commit_position == position:
-            events = events[1:]
+        events = read_all_after(client, position, USAGE_EVENT_TYPES, page_size)
         if not events:
             return added
         rows = []
@@ -126,11 +119,17 @@ def _read_exact(client: EventStoreDBClient, positions: list[int]) -> list[Source
     """The events at exactly these commit positions (reading $all forwards includes the start)."""
     records = []
     for position in positions:
-        for event in client.read_all(
-            commit_position=position, filter_include=type_filter(USAGE_EVENT_TYPES), limit=1
-        ):
-            if event.commit_position == position:
-                records.append(SourceRecord(event.data, str(position)))
+        try:
+            found = list(
+                client.read_all(
+                    commit_position=position, filter_include=type_filter(USAGE_EVENT_TYPES), limit=1
+                )
+            )
+        except EventStoreDBClientException as exc:
+            raise EventStoreReadError(
+                f"reading the missing event at position {position} failed: {exc!r}"
+            ) from exc
+        records += [SourceRecord(e.data, str(position)) for e in found if e.commit_position == position]
     return records
 
 

@@ -12,13 +12,12 @@ from an old backup) or after a parsing fix. Guarantees:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
 import duckdb
 from esdbclient import EventStoreDBClient
-from esdbclient.exceptions import EventStoreDBClientException
 
 from cdr_platform.events import MEMBER_EVENT_TYPES, USAGE_EVENT_TYPES, Rejection, parse_event
 from cdr_platform.lake.dead_letter import ReprocessResult, reprocess_dead_letter
@@ -29,7 +28,7 @@ from cdr_platform.lake.landing import (
     land_batch,
     load_eventstore_checkpoint,
 )
-from cdr_platform.sources.eventstore_reader import EventStoreReadError, type_filter
+from cdr_platform.sources.eventstore_reader import read_all_after
 
 SOURCE = "replay"
 ALL_BUSINESS_TYPES = tuple(sorted(USAGE_EVENT_TYPES | MEMBER_EVENT_TYPES))
@@ -97,7 +96,10 @@ def replay_from_eventstore(
     if position is None:
         position = replay_range.from_position
     while True:
-        page = _read_page(client, position, replay_range.event_types, page_size)
+        page = [
+            (e.data, int(e.commit_position or 0))
+            for e in read_all_after(client, position, replay_range.event_types, page_size)
+        ]
         if not page:
             break
         in_range = [e for e in page if replay_range.to_position is None or e[1] <= replay_range.to_position]
@@ -126,21 +128,3 @@ def replay_from_eventstore(
     report.dead_letter = reprocess_dead_letter(con)
     report.seconds = time.monotonic() - started
     return report
-
-
-def _read_page(
-    client: EventStoreDBClient, after: int | None, event_types: Iterable[str], page_size: int
-) -> list[tuple[bytes, int]]:
-    """Up to ``page_size`` (data, commit position) pairs strictly after ``after``."""
-    try:
-        events = client.read_all(
-            commit_position=after,
-            filter_include=type_filter(event_types),
-            limit=page_size + (1 if after is not None else 0),
-        )
-        page = [(e.data, int(e.commit_position)) for e in events]
-    except EventStoreDBClientException as exc:
-        raise EventStoreReadError(f"reading $all after position {after} failed: {exc!r}") from exc
-    if after is not None and page and page[0][1] == after:
-        page = page[1:]  # reading $all forwards includes the start position
-    return page[:page_size]

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from esdbclient import EventStoreDBClient
-from esdbclient.events import CaughtUp, Checkpoint
+from esdbclient.events import CaughtUp, Checkpoint, RecordedEvent
 from esdbclient.exceptions import EventStoreDBClientException
 
 from cdr_platform.errors import PlatformError
@@ -101,6 +101,29 @@ def read_filtered_batch(
     finally:
         subscription.stop()
     return EventStoreBatch(events, position, caught_up)
+
+
+def read_all_after(
+    client: EventStoreDBClient, after: int | None, event_types: Iterable[str], limit: int
+) -> list[RecordedEvent]:
+    """Up to ``limit`` events of these types strictly after commit position ``after`` (None: from the start).
+
+    Reading $all forwards from a position includes the event at it, so one more is asked for and the
+    start dropped. Errors come back as ``EventStoreReadError`` naming the position.
+    """
+    try:
+        events = list(
+            client.read_all(
+                commit_position=after,
+                filter_include=type_filter(event_types),
+                limit=limit + (1 if after is not None else 0),
+            )
+        )
+    except EventStoreDBClientException as exc:
+        raise EventStoreReadError(f"reading $all after position {after} failed: {exc!r}") from exc
+    if after is not None and events and events[0].commit_position == after:
+        events = events[1:]
+    return events[:limit]
 
 
 def latest_position(client: EventStoreDBClient, event_types: Iterable[str]) -> int | None:

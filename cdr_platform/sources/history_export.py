@@ -19,12 +19,11 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 from esdbclient import EventStoreDBClient
-from esdbclient.exceptions import EventStoreDBClientException
 
 from cdr_platform.errors import PlatformError
 from cdr_platform.events import MEMBER_EVENT_TYPES, USAGE_EVENT_TYPES, Rejection, parse_event
 from cdr_platform.events.framing import UserRecord
-from cdr_platform.sources.eventstore_reader import type_filter
+from cdr_platform.sources.eventstore_reader import read_all_after
 from cdr_platform.sources.kinesis_publisher import KinesisPublisher
 from cdr_platform.sources.kinesis_reader import call_with_backoff
 
@@ -157,20 +156,7 @@ def export_history(
     position = report.resumed_from = load_checkpoint()
     started = time.monotonic()
     while True:
-        try:
-            page = list(
-                esdb.read_all(
-                    commit_position=position,
-                    filter_include=type_filter(history_filter.event_types),
-                    limit=page_size + (1 if position is not None else 0),
-                )
-            )
-        except EventStoreDBClientException as exc:
-            raise StreamRequestError(
-                f"EventStoreDB could not be read after position {position}: {exc!r}"
-            ) from exc
-        if position is not None and page and page[0].commit_position == position:
-            page = page[1:]
+        page = read_all_after(esdb, position, history_filter.event_types, page_size)
         if not page:
             break
         records = []
