@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import duckdb
 
+from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.landing import (
     EventStoreCheckpoint,
     load_eventstore_checkpoint,
@@ -23,12 +24,7 @@ def checkpoint_store(
         return load_eventstore_checkpoint(con, consumer)
 
     def save(position: int) -> None:
-        con.execute("BEGIN TRANSACTION")
-        try:
-            save_eventstore_checkpoint(con, EventStoreCheckpoint(consumer, position), datetime.now(UTC))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        checkpoint = EventStoreCheckpoint(consumer, position)
+        in_transaction(con, lambda: save_eventstore_checkpoint(con, checkpoint, datetime.now(UTC)))
 
     return load, save

@@ -9,15 +9,22 @@ the lock pins to DuckDB's own version.
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
+import random
+import time
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
+from typing import TypeVar
 
 import duckdb
 
 from cdr_platform.errors import PlatformError
 
 LAKE_ALIAS = "lake"
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+T = TypeVar("T")
 _EXTENSION_WHEELS = {
     "ducklake": "duckdb_extension_ducklake",
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
@@ -56,6 +63,10 @@ def load_extensions(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
 def attach_sql(catalog: str, data_path: str, alias: str = LAKE_ALIAS, read_only: bool = False) -> str:
     """The ATTACH statement for the lake; analysts can paste it into the DuckDB CLI."""
     options = [f"DATA_PATH '{data_path}'"]
+    if catalog.startswith("sqlite:"):
+        # Several processes (landing runs, dbt, analysts) share the catalog: WAL lets readers run
+        # beside the writer, and writers wait for each other instead of failing at once.
+        options += ["META_JOURNAL_MODE 'WAL'", f"META_BUSY_TIMEOUT {SQLITE_BUSY_TIMEOUT_MS}"]
     if read_only:
         options.append("READ_ONLY")
     return f"ATTACH 'ducklake:{catalog}' AS {alias} ({', '.join(options)})"
@@ -76,3 +87,44 @@ def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> du
         con.close()
         raise LakeError(f"cannot open the lake (catalog {catalog!r}, data {data_path!r}): {exc}") from exc
     return con
+
+
+def _is_lock_conflict(exc: duckdb.Error) -> bool:
+    message = str(exc).lower()
+    return "database is locked" in message or "conflict" in message
+
+
+def in_transaction(
+    con: duckdb.DuckDBPyConnection,
+    work: Callable[[], T],
+    *,
+    attempts: int = 8,
+    sleep: Callable[[float], None] = time.sleep,
+) -> T:
+    """Run ``work`` in one transaction; on a catalog lock or write conflict, roll back and run it again.
+
+    A SQLite catalog can refuse a commit outright when two processes upgrade to writers at once
+    (SQLITE_BUSY without waiting, see duckdb/ducklake#1309), and DuckLake reports conflicting
+    writes at commit: both are safe to retry because ``work`` recomputes everything inside the
+    transaction. Other errors roll back and propagate.
+    """
+    for attempt in range(attempts):
+        con.execute("BEGIN TRANSACTION")
+        try:
+            result = work()
+            con.execute("COMMIT")
+            return result
+        except duckdb.Error as exc:
+            _rollback(con)
+            if not _is_lock_conflict(exc) or attempt == attempts - 1:
+                raise
+            sleep(random.uniform(0.05, 0.2) * 2**attempt)
+        except BaseException:
+            _rollback(con)
+            raise
+    raise AssertionError("unreachable")
+
+
+def _rollback(con: duckdb.DuckDBPyConnection) -> None:
+    with contextlib.suppress(duckdb.Error):  # a failed COMMIT has already ended the transaction
+        con.execute("ROLLBACK")

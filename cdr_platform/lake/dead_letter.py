@@ -8,7 +8,8 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from cdr_platform.events import Rejection, parse_event
+from cdr_platform.events import Event, Rejection, parse_event
+from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.landing import SourceRecord, insert_event_frames
 
 
@@ -26,39 +27,36 @@ def reprocess_dead_letter(con: duckdb.DuckDBPyConnection) -> ReprocessResult:
     One transaction: a resolved record's event and its ``resolved_at`` commit together, so a
     crash never lands an event whose dead letter still looks open, or the reverse.
     """
-    rows = con.execute(
-        "SELECT dead_letter_id, source, source_position, raw_data FROM raw.dead_letter"
-        " WHERE resolved_at IS NULL"
-    ).fetchall()
     now = datetime.now(UTC)
-    fixed: list[tuple[str, str, object, SourceRecord]] = []
-    for dead_letter_id, source, position, data in rows:
-        parsed = parse_event(bytes(data))
-        if not isinstance(parsed, Rejection):
-            fixed.append((str(dead_letter_id), source, parsed, SourceRecord(bytes(data), position)))
-    if not fixed:
-        return ReprocessResult(len(rows), 0, 0, len(rows))
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def work() -> ReprocessResult:
+        rows = con.execute(
+            "SELECT dead_letter_id, source, source_position, raw_data FROM raw.dead_letter"
+            " WHERE resolved_at IS NULL"
+        ).fetchall()
+        fixed: list[tuple[str, str, Event, SourceRecord]] = []
+        for dead_letter_id, source, position, data in rows:
+            parsed = parse_event(bytes(data))
+            if not isinstance(parsed, Rejection):
+                fixed.append((str(dead_letter_id), source, parsed, SourceRecord(bytes(data), position)))
         landed = 0
         for source in sorted({f[1] for f in fixed}):
             events = [(event, record) for _, s, event, record in fixed if s == source]
-            landed += insert_event_frames(con, events, source, now)  # type: ignore[arg-type]
-        resolved = pd.DataFrame(
-            [(dl_id, str(event.event_id)) for dl_id, _, event, _ in fixed],  # type: ignore[attr-defined]
-            columns=["dead_letter_id", "event_id"],
-        )
-        con.register("resolved", resolved)
-        con.execute(
-            """
-            UPDATE raw.dead_letter SET resolved_at = ?, resolved_event_id = CAST(r.event_id AS UUID)
-            FROM resolved r WHERE raw.dead_letter.dead_letter_id = CAST(r.dead_letter_id AS UUID)
-            """,
-            [now],
-        )
-        con.unregister("resolved")
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
-    return ReprocessResult(len(rows), len(fixed), landed, len(rows) - len(fixed))
+            landed += insert_event_frames(con, events, source, now)
+        if fixed:
+            resolved = pd.DataFrame(
+                [(dl_id, str(event.event_id)) for dl_id, _, event, _ in fixed],
+                columns=["dead_letter_id", "event_id"],
+            )
+            con.register("resolved", resolved)
+            con.execute(
+                """
+                UPDATE raw.dead_letter SET resolved_at = ?, resolved_event_id = CAST(r.event_id AS UUID)
+                FROM resolved r WHERE raw.dead_letter.dead_letter_id = CAST(r.dead_letter_id AS UUID)
+                """,
+                [now],
+            )
+            con.unregister("resolved")
+        return ReprocessResult(len(rows), len(fixed), landed, len(rows) - len(fixed))
+
+    return in_transaction(con, work)

@@ -23,6 +23,7 @@ import duckdb
 import pandas as pd
 
 from cdr_platform.events import MEMBER_EVENT_TYPES, Event, Rejection, parse_event
+from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.schema import RAW_TABLES
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d3e-3b0a-4d53-9d8e-5a1c2b7e9f10")
@@ -233,16 +234,15 @@ def land_batch(con: duckdb.DuckDBPyConnection, batch: LandingBatch) -> LandingRe
     """Parse and land one batch with its checkpoints in a single transaction."""
     now = datetime.now(UTC)
     usage, member, rejected = split_parsed(batch.records)
-    con.execute("BEGIN TRANSACTION")
-    try:
+
+    def work() -> tuple[int, int, int]:
         landed_usage = insert_event_frames(con, usage, batch.source, now)
         landed_member = insert_event_frames(con, member, batch.source, now)
         dead_lettered = _insert_dead_letters(con, batch.source, rejected, now)
         _save_checkpoints(con, batch, now)
-        con.execute("COMMIT")
-    except BaseException:
-        con.execute("ROLLBACK")
-        raise
+        return landed_usage, landed_member, dead_lettered
+
+    landed_usage, landed_member, dead_lettered = in_transaction(con, work)
     return LandingResult(
         received=len(batch.records),
         landed_usage=landed_usage,

@@ -16,6 +16,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 
 import duckdb
 import pandas as pd
@@ -23,6 +24,7 @@ from esdbclient import EventStoreDBClient
 from esdbclient.exceptions import EventStoreDBClientException
 
 from cdr_platform.events import USAGE_EVENT_TYPES
+from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.landing import (
     EventStoreCheckpoint,
     LandingBatch,
@@ -35,13 +37,6 @@ from cdr_platform.sources.eventstore_reader import EventStoreReadError, read_all
 
 INDEX_CONSUMER = "reconciliation_index"
 SOURCE = "reconciliation"
-INDEX_DDL = """CREATE TABLE IF NOT EXISTS meta.eventstore_usage_index (
-    event_id UUID NOT NULL,
-    event_type VARCHAR NOT NULL,
-    occurred_at TIMESTAMPTZ,
-    commit_position UBIGINT NOT NULL,
-    recorded_at TIMESTAMPTZ
-)"""
 
 
 @dataclass(frozen=True)
@@ -80,7 +75,6 @@ def _occurred_at(data: bytes) -> tuple[str | None, datetime | None]:
 
 def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, page_size: int = 50_000) -> int:
     """Extend the index with usage events appended since its checkpoint; returns how many were added."""
-    con.execute(INDEX_DDL)
     position = load_eventstore_checkpoint(con, INDEX_CONSUMER)
     added = 0
     while True:
@@ -97,22 +91,22 @@ def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, pa
             rows, columns=["event_id", "event_type", "occurred_at", "commit_position", "recorded_at"]
         )
         position = int(events[-1].commit_position)
-        con.execute("BEGIN TRANSACTION")
-        try:
-            con.register("indexed", frame)
-            con.execute(
-                "INSERT INTO meta.eventstore_usage_index SELECT CAST(event_id AS UUID), event_type, "
-                "occurred_at, commit_position, recorded_at FROM indexed"
-            )
-            con.unregister("indexed")
-            save_eventstore_checkpoint(con, EventStoreCheckpoint(INDEX_CONSUMER, position), datetime.now(UTC))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
+        in_transaction(con, partial(_append_index, con, frame, position))
         added += len(rows)
         if len(events) < page_size:
             return added
+
+
+def _append_index(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, position: int) -> None:
+    con.register("indexed", frame)
+    try:
+        con.execute(
+            "INSERT INTO meta.eventstore_usage_index SELECT CAST(event_id AS UUID), event_type, "
+            "occurred_at, commit_position, recorded_at FROM indexed"
+        )
+    finally:
+        con.unregister("indexed")
+    save_eventstore_checkpoint(con, EventStoreCheckpoint(INDEX_CONSUMER, position), datetime.now(UTC))
 
 
 def _read_exact(client: EventStoreDBClient, positions: list[int]) -> list[SourceRecord]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import duckdb
 
+from cdr_platform.lake.connection import in_transaction
+
 RAW_EVENT_COLUMNS = """
     event_id UUID NOT NULL,
     event_type VARCHAR NOT NULL,
@@ -48,6 +50,13 @@ DDL = [
         shard_ended BOOLEAN NOT NULL,
         updated_at TIMESTAMPTZ NOT NULL
     )""",
+    """CREATE TABLE IF NOT EXISTS meta.eventstore_usage_index (
+        event_id UUID NOT NULL,
+        event_type VARCHAR NOT NULL,
+        occurred_at TIMESTAMPTZ,
+        commit_position UBIGINT NOT NULL,
+        recorded_at TIMESTAMPTZ
+    )""",
     """CREATE TABLE IF NOT EXISTS meta.eventstore_checkpoints (
         consumer VARCHAR NOT NULL,
         commit_position UBIGINT NOT NULL,
@@ -60,5 +69,9 @@ RAW_TABLES = {"usage": "raw.usage_events", "member": "raw.member_events"}
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw and meta tables if missing (idempotent; safe from several processes)."""
-    for statement in DDL:
-        con.execute(statement)
+
+    def create() -> None:
+        for statement in DDL:
+            con.execute(statement)
+
+    in_transaction(con, create)
