@@ -7,6 +7,7 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 
+from cdr_platform.analytics.commands import add_analytics_commands
 from cdr_platform.errors import PlatformError
 from cdr_platform.settings import SettingsError, load_settings
 from cdr_platform.simulator.commands import add_simulator_commands
@@ -137,6 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
     request.set_defaults(handler=_streams)
 
     add_simulator_commands(commands)
+    add_analytics_commands(commands)
 
     dev = commands.add_parser(
         "dev",

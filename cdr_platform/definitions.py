@@ -18,19 +18,21 @@ from cdr_platform.defs.recovery.replay import replay_raw_layer
 from cdr_platform.defs.recovery.streams import request_stream
 from cdr_platform.defs.resources import build_resources
 from cdr_platform.defs.sources import source_specs
+from cdr_platform.defs.transform import transform_definitions_parts
 from cdr_platform.settings import Settings, load_settings
 
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     """Definitions wired from the settings (the environment's by default; a bad one fails here, at load)."""
     settings = settings or load_settings()
+    transform = transform_definitions_parts(settings)
     return Definitions(
-        assets=[*source_specs, raw_usage_events, raw_member_events, raw_dead_letter],
+        assets=[*source_specs, raw_usage_events, raw_member_events, raw_dead_letter, *transform["assets"]],
         asset_checks=[reconciled_with_eventstore],
         jobs=[land_usage_events_job, land_member_events_job, reconcile_job, replay_raw_layer, request_stream],
-        schedules=[reconcile_schedule],
+        schedules=[reconcile_schedule, *transform["schedules"]],
         sensors=[kinesis_usage_sensor, eventstore_member_sensor],
-        resources=build_resources(settings),
+        resources={**build_resources(settings), **transform["resources"]},
     )
 
 

@@ -1,0 +1,75 @@
+"""CLI subcommands for analysts and owners: ``cdr-platform owners`` and ``cdr-platform sql``.
+
+``cdr_platform/cli.py`` registers them with ``add_analytics_commands(commands)``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from cdr_platform.settings import load_settings
+
+
+def _owners(args: argparse.Namespace) -> int:
+    from cdr_platform.analytics.owners import format_owners_table, owners_report, unowned
+    from cdr_platform.definitions import defs
+
+    rows = owners_report(defs)
+    if args.json:
+        print(json.dumps([row.to_dict() for row in rows], indent=2))
+    else:
+        print(format_owners_table(rows))
+    missing = unowned(rows)
+    if missing:
+        print(f"{len(missing)} asset(s) without an owner: {', '.join(missing)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _sql(args: argparse.Namespace) -> int:
+    from cdr_platform.analytics.sql_shell import (
+        analyst_attach_sql,
+        interactive,
+        open_marts_session,
+        write_csv,
+    )
+
+    settings = load_settings()
+    if args.print_attach:
+        print(analyst_attach_sql(settings))
+        return 0
+    con = open_marts_session(settings)
+    try:
+        if args.command_text is not None:
+            write_csv(con, args.command_text, sys.stdout)
+            return 0
+        return interactive(con)
+    finally:
+        con.close()
+
+
+def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    """Register ``owners`` and ``sql`` on the top-level subparsers of ``cdr-platform``."""
+    owners = commands.add_parser(
+        "owners",
+        help="list every asset with its owners, group, upstream and downstream",
+        description="Exits 1 if any asset has no owner.",
+    )
+    owners.add_argument("--json", action="store_true", help="print a JSON list instead of a table")
+    owners.set_defaults(handler=_owners)
+
+    sql = commands.add_parser(
+        "sql",
+        help="read-only SQL on the marts (interactive, or -c QUERY for CSV)",
+        description="Marts resolve without a schema (select * from fct_calls); other layers as "
+        "staging.x, intermediate.x, raw.x. Safe while pipelines write.",
+    )
+    sql.add_argument("-c", dest="command_text", metavar="QUERY", help="run QUERY and print CSV to stdout")
+    sql.add_argument(
+        "--print-attach",
+        action="store_true",
+        help="print the ATTACH statement for the DuckDB CLI or notebooks",
+    )
+    sql.set_defaults(handler=_sql)
