@@ -9,6 +9,7 @@ any asset check (reconciliation or a dbt test) failed. The demo uses its own por
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import sys
 import time
@@ -80,14 +81,15 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
-def simulate(settings: Settings, config: DemoConfig) -> tuple[datetime, Path]:
+def simulate(settings: Settings, config: DemoConfig) -> Path:
     from cdr_platform.simulator.faults import FaultConfig
     from cdr_platform.simulator.ground_truth import GroundTruthWriter
     from cdr_platform.simulator.model import OperatorConfig, build_operator
     from cdr_platform.simulator.producers import EventStoreProducer
-    from cdr_platform.simulator.simulation import Progress, Simulation, default_start
+    from cdr_platform.simulator.simulation import Progress, Simulation
 
-    start = default_start(config.days)
+    # The period ends now (to the hour), so "today so far" in the executives' view has data.
+    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=config.days)
     operator = build_operator(OperatorConfig(seed=config.seed, members=config.members), start, config.days)
     truth_dir = settings.data_dir / "truth"
     producer = EventStoreProducer(EventStoreDBClient(settings.eventstore_uri), workers=8)
@@ -100,7 +102,7 @@ def simulate(settings: Settings, config: DemoConfig) -> tuple[datetime, Path]:
     _say(
         f"   {result.events:,} events appended to EventStoreDB ({config.members} members, {config.days} days)"
     )
-    return start, truth_dir
+    return truth_dir
 
 
 def relay(settings: Settings, config: DemoConfig) -> None:
@@ -187,7 +189,7 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
     with Devstack(settings, persistent=False) as endpoints:
         _say(f"devstack: {endpoints}")
         with _Step(outcome, f"simulate {config.days} days of traffic into EventStoreDB"):
-            period_start, truth_dir = simulate(settings, config)
+            truth_dir = simulate(settings, config)
         with _Step(outcome, "relay usage events to Kinesis (with faults)"):
             relay(settings, config)
         defs = build_definitions(settings)
@@ -197,36 +199,133 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
             with _Step(outcome, "reconcile with EventStoreDB and repair gaps"):
                 reconcile(defs, instance, outcome)
             with _Step(outcome, "dbt builds the marts"):
-                build_marts(defs, instance, outcome)
+                build_marts(defs, instance, outcome, settings.data_dir)
         with _Step(outcome, "report"):
-            report(settings, period_start + timedelta(days=config.days), truth_dir)
+            report(settings, truth_dir)
     total = time.monotonic() - started
     _say(f"\ndemo finished in {total:.0f}s")
     if outcome.failed_checks:
         _say(f"FAILED checks: {', '.join(outcome.failed_checks)}")
         return 1
     _say(
-        "next: `make dev` for the Dagster UI at http://127.0.0.1:3000 with live traffic, "
-        "`.venv/bin/cdr-platform sql` to query the marts"
+        "next: `make dev` for the Dagster UI at http://127.0.0.1:3000 with live traffic; query this run's "
+        f"marts with `CDR_DATA_DIR={settings.data_dir} .venv/bin/cdr-platform sql`"
     )
     return 0
 
 
-def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome) -> None:
-    """Placeholder until the dbt wiring lands: no marts yet."""
-    _say("   (dbt marts not wired yet)")
+def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome, log_dir: Path) -> None:
+    """The daily full build: every model and every dbt test (tests are asset checks)."""
+    job = defs.resolve_job_def("dbt_daily_build")
+    log = log_dir / "dbt_build.log"
+    with log.open("w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+        run = job.execute_in_process(
+            run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
+        )
+    built = len(run.get_asset_materialization_events())
+    checks = run.get_asset_check_evaluations()
+    failed = [c.asset_check_key.to_user_string() for c in checks if not c.passed]
+    _say(
+        f"   {built} models built, {len(checks) - len(failed)} of {len(checks)} dbt tests passed (log: {log})"
+    )
+    outcome.failed_checks += failed
+    if not run.success:
+        outcome.failed_checks.append("dbt build run")
 
 
-def report(settings: Settings, period_end: datetime, truth_dir: Path) -> None:
+def report(settings: Settings, truth_dir: Path) -> None:
+    """Executives' KPIs, a network and churn summary, and the exec chart as an SVG file."""
     from cdr_platform.lake.connection import connect_lake
 
     con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path, read_only=True)
     try:
+        con.execute("SET TimeZone = 'UTC'")
         usage, members, dead = (
             con.execute(f"SELECT count(*) FROM raw.{t}").fetchone()[0]
             for t in ("usage_events", "member_events", "dead_letter")
         )
+        _say(f"   raw layer: {usage:,} usage events, {members:,} member events, {dead:,} dead letters")
+        kpis = con.execute(
+            "SELECT kpi_label, unit, value_today, value_same_time_last_week, change_ratio, "
+            "strftime(as_of, '%Y-%m-%d %H:%M') FROM marts.rpt_exec_kpis_intraday ORDER BY kpi_order"
+        ).fetchall()
+        cells = con.execute(
+            """
+            SELECT cell_id, sum(dropped_calls) AS dropped, sum(answered_calls) AS answered,
+                   sum(dropped_calls) / nullif(sum(answered_calls), 0) AS drop_rate,
+                   sum(congestion_failures) / nullif(sum(seizures), 0) AS blocking
+            FROM marts.fct_cell_kpis_hourly GROUP BY 1 HAVING sum(answered_calls) >= 20
+            ORDER BY drop_rate DESC LIMIT 5
+            """
+        ).fetchall()
+        risk = con.execute(
+            "SELECT member_id, churn_risk_score FROM marts.rpt_churn_features ORDER BY churn_risk_score DESC"
+        ).fetchall()
+        hourly = con.execute(
+            "SELECT hour_of_day, calls_today, calls_same_time_last_week FROM marts.rpt_exec_kpis_hourly "
+            "ORDER BY hour_of_day"
+        ).fetchall()
     finally:
         con.close()
-    _say(f"   raw layer: {usage:,} usage events, {members:,} member events, {dead:,} dead letters")
-    _ = (period_end, truth_dir, UTC)
+
+    as_of = kpis[0][5] if kpis else "n/a"
+    _say(f"\n   executive KPIs, today so far (as of {as_of} UTC) vs the same time last week")
+    for label, unit, today, last_week, change, _ in kpis:
+        change_text = "n/a" if change is None else f"{change:+.1%}"
+        _say(f"   {label:<32} {_fmt(today, unit):>14} {_fmt(last_week, unit):>14} {change_text:>9}")
+    _say("\n   network: cells with the highest dropped-call rate (dropped / answered, last cell)")
+    for cell_id, dropped, answered, drop_rate, blocking in cells:
+        _say(
+            f"   {cell_id:<22} {dropped:>5} of {answered:>6} answered calls dropped ({drop_rate:.1%}), "
+            f"blocking {blocking:.1%}"
+        )
+    churned = _ground_truth_churners(truth_dir)
+    top = [member for member, _ in risk[: max(1, len(churned))]]
+    hits = len(set(top) & churned)
+    by_chance = len(churned) * len(top) / max(len(risk), 1)
+    _say(
+        f"\n   churn: {len(churned)} members churned in the simulation; {hits} of them are among the "
+        f"{len(top)} highest churn-risk scores (a random pick would find about {by_chance:.0f})"
+    )
+    chart = settings.data_dir / "exec_kpis.svg"
+    chart.write_text(calls_chart_svg(hourly))
+    _say(f"   exec chart written to {chart}")
+
+
+def _fmt(value: float | None, unit: str) -> str:
+    if value is None:
+        return "n/a"
+    if unit == "ratio":
+        return f"{value:.2%}"
+    return f"{value:,.2f}" if unit == "currency" else f"{value:,.0f}"
+
+
+def _ground_truth_churners(truth_dir: Path) -> set[str]:
+    import csv
+
+    with (truth_dir / "members.csv").open() as handle:
+        return {row["member_id"] for row in csv.DictReader(handle) if row["churned"] == "1"}
+
+
+def calls_chart_svg(hourly: list[tuple[int, int, int]], width: int = 720, height: int = 260) -> str:
+    """Calls per hour today beside the same hour last week, as a small SVG bar chart."""
+    top = max([max(today or 0, week or 0) for _, today, week in hourly] + [1])
+    slot = (width - 60) / 24
+    bars = []
+    for hour, today, week in hourly:
+        x = 40 + hour * slot
+        for offset, value, colour in ((0.1, week or 0, "#b0b7c3"), (0.5, today or 0, "#2f6fdf")):
+            bar_height = (height - 60) * value / top
+            bars.append(
+                f'<rect x="{x + offset * slot:.1f}" y="{height - 30 - bar_height:.1f}" '
+                f'width="{slot * 0.38:.1f}" height="{bar_height:.1f}" fill="{colour}"/>'
+            )
+        if hour % 3 == 0:
+            bars.append(f'<text x="{x:.1f}" y="{height - 12}" font-size="11">{hour:02d}h</text>')
+    legend = (
+        '<text x="40" y="18" font-size="13">Calls per hour: today (blue) vs same day last week (grey)</text>'
+    )
+    return (
+        f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}" font-family="sans-serif">'
+        f'<rect width="100%" height="100%" fill="white"/>{legend}{"".join(bars)}</svg>\n'
+    )

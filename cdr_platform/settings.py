@@ -87,6 +87,11 @@ class Settings(BaseModel):
             raise ValueError(f"must be an http(s) URL or empty for real AWS, got {value!r}")
         return value
 
+    @field_validator("data_dir")
+    @classmethod
+    def _absolute_data_dir(cls, value: Path) -> Path:
+        return value.expanduser().resolve()  # the lake catalog records absolute data paths
+
     @field_validator("eventstore_uri")
     @classmethod
     def _eventstore_uri_scheme(cls, value: str) -> str:
