@@ -10,9 +10,7 @@ import pytest
 from dagster import AssetKey, Definitions
 
 from cdr_platform.analytics.owners import owners_report, unowned
-from cdr_platform.defs.transform import transform_definitions_parts
 from cdr_platform.defs.transform.translator import EXEC_FRESHNESS
-from cdr_platform.settings import load_settings
 from tests.transform.conftest import BuiltLake
 
 SNAPSHOT = Path(__file__).with_name("asset_graph_snapshot.json")
@@ -22,14 +20,10 @@ TEAMS = {"data_platform", "network_operations", "customer_analytics", "revenue",
 
 @pytest.fixture(scope="module")
 def defs() -> Definitions:
-    """The landing definitions plus the transform parts, as the lead wires them."""
-    from cdr_platform.definitions import defs as landing
+    """The code location's definitions: landing, recovery and transform together."""
+    from cdr_platform.definitions import defs
 
-    parts = transform_definitions_parts(load_settings())
-    return Definitions.merge(
-        landing,
-        Definitions(assets=parts["assets"], schedules=parts["schedules"], resources=parts["resources"]),
-    )
+    return defs
 
 
 def test_no_asset_lacks_an_owner(defs: Definitions) -> None:
@@ -90,9 +84,9 @@ def test_exec_kpis_carry_a_chart_and_models_their_columns(built_lake: BuiltLake)
 
 
 def test_asset_graph_snapshot(defs: Definitions) -> None:
-    """Keys, upstream keys, owners, group, kinds and automation of every dbt asset; review the diff.
+    """Keys, upstream keys, owners, group, kinds and automation of every asset; review the diff.
 
-    Regenerate with ``CDR_UPDATE_SNAPSHOTS=1 pytest tests/transform/test_dagster_wiring.py``.
+    Regenerate with ``UPDATE_SNAPSHOTS=1 pytest tests/transform/test_dagster_wiring.py``.
     """
     graph = defs.resolve_asset_graph()
     current = {
@@ -108,10 +102,9 @@ def test_asset_graph_snapshot(defs: Definitions) -> None:
             ),
         }
         for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string())
-        if key.path[0] in DBT_LAYERS
     }
-    if os.environ.get("CDR_UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
+    if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
     assert current == json.loads(SNAPSHOT.read_text()), (
-        "lineage or ownership changed: set CDR_UPDATE_SNAPSHOTS=1"
+        "lineage or ownership changed: set UPDATE_SNAPSHOTS=1"
     )
