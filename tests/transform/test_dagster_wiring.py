@@ -105,6 +105,4 @@ def test_asset_graph_snapshot(defs: Definitions) -> None:
     }
     if os.environ.get("UPDATE_SNAPSHOTS") or not SNAPSHOT.exists():
         SNAPSHOT.write_text(json.dumps(current, indent=2) + "\n")
-    assert current == json.loads(SNAPSHOT.read_text()), (
-        "lineage or ownership changed: set UPDATE_SNAPSHOTS=1"
-    )
+    assert current == json.loads(SNAPSHOT.read_text()), "lineage or ownership changed: set UPDATE_SNAPSHOTS=1"
