@@ -5,8 +5,13 @@ from __future__ import annotations
 DATA_PLATFORM = "data_platform"
 OWNER_DATA_PLATFORM = f"team:{DATA_PLATFORM}"
 
-RAW_WRITER_POOL = "lake_raw_writer"
-"""All writers of the raw layer share this pool (limit 1): DuckLake has no unique keys to dedupe on."""
+LAKE_WRITER_POOL = "lake_writer"
+"""Every writer of the lake (landing, replay, reconciliation, dbt) shares this pool, limit 1 locally.
+
+DuckLake has no unique keys, so two raw-layer writers could land the same event twice; and a
+SQLite catalog refuses a commit outright when two processes upgrade to writers at once
+(duckdb/ducklake#1309), which dbt does not retry. With a Postgres catalog in production, the
+raw-layer writers still need the limit of 1, but dbt could get a pool of its own."""
 
 LANDING_TAG = "cdr/landing"
 """Run tag whose value is the source; dagster.yaml allows one in-progress run per value."""

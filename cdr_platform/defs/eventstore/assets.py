@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
 
-from cdr_platform.defs.ownership import DATA_PLATFORM, OWNER_DATA_PLATFORM, RAW_WRITER_POOL
+from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.defs.sources import EVENTSTORE_ALL
 from cdr_platform.lake.eventstore_landing import land_eventstore
@@ -23,7 +23,7 @@ class EventStoreLandingConfig(Config):
     owners=[OWNER_DATA_PLATFORM],
     kinds={"duckdb", "eventstoredb"},
     code_version="1",
-    pool=RAW_WRITER_POOL,
+    pool=LAKE_WRITER_POOL,
     description="Member lifecycle events (activation, plan change, port-out request, deactivation) once, "
     "keyed by event_id, read from $all with a server-side type filter. Rows and the commit "
     "position commit in one DuckLake transaction.",

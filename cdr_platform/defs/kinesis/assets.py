@@ -2,7 +2,7 @@
 
 from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
 
-from cdr_platform.defs.ownership import DATA_PLATFORM, OWNER_DATA_PLATFORM, RAW_WRITER_POOL
+from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
 from cdr_platform.defs.resources import KinesisResource, LakeResource
 from cdr_platform.defs.sources import KINESIS_USAGE_STREAM
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
@@ -22,7 +22,7 @@ class KinesisLandingConfig(Config):
     owners=[OWNER_DATA_PLATFORM],
     kinds={"duckdb", "kinesis"},
     code_version="1",
-    pool=RAW_WRITER_POOL,
+    pool=LAKE_WRITER_POOL,
     description="Every usage event (calls, SMS, data sessions, rating, top-ups) once, keyed by event_id, "
     "with the source, position and ingestion time of its first sighting. Rows and per-shard "
     "checkpoints commit in one DuckLake transaction; malformed records go to raw/dead_letter.",

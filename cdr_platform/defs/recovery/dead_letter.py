@@ -9,7 +9,7 @@ from dagster import AssetExecutionContext, AssetKey, MaterializeResult, Metadata
 
 from cdr_platform.defs.eventstore.assets import RAW_MEMBER_EVENTS
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
-from cdr_platform.defs.ownership import DATA_PLATFORM, OWNER_DATA_PLATFORM, RAW_WRITER_POOL
+from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
 from cdr_platform.defs.resources import LakeResource
 from cdr_platform.lake.dead_letter import reprocess_dead_letter
 
@@ -23,7 +23,7 @@ RAW_DEAD_LETTER = AssetKey(["raw", "dead_letter"])
     owners=[OWNER_DATA_PLATFORM],
     kinds={"duckdb"},
     code_version="1",
-    pool=RAW_WRITER_POOL,
+    pool=LAKE_WRITER_POOL,
     description="Records that failed to parse or validate: raw bytes, source position and the exact "
     "rejection reason. Materialising re-processes open ones after a fix.",
 )

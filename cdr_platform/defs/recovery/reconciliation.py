@@ -15,7 +15,7 @@ from dagster import (
 )
 
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
-from cdr_platform.defs.ownership import RAW_WRITER_POOL
+from cdr_platform.defs.ownership import LAKE_WRITER_POOL
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.lake.reconciliation import ReconciliationReport, reconcile_usage_events
 
@@ -32,7 +32,7 @@ def hours_table(report: ReconciliationReport) -> str:
 @asset_check(
     asset=RAW_USAGE_EVENTS,
     name="reconciled_with_eventstore",
-    pool=RAW_WRITER_POOL,
+    pool=LAKE_WRITER_POOL,
     description="Per hour of event time, compares the usage events landed from Kinesis with EventStoreDB, "
     "the truth. Gaps are replayed from EventStoreDB at once (exactly the missing positions); "
     "events the lake holds but EventStoreDB does not fail the check with their ids.",

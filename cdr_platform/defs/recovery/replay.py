@@ -7,7 +7,7 @@ from pydantic import Field
 
 from cdr_platform.defs.eventstore.assets import RAW_MEMBER_EVENTS
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
-from cdr_platform.defs.ownership import LANDING_TAG, OWNER_DATA_PLATFORM, RAW_WRITER_POOL
+from cdr_platform.defs.ownership import LAKE_WRITER_POOL, LANDING_TAG, OWNER_DATA_PLATFORM
 from cdr_platform.defs.recovery.dead_letter import RAW_DEAD_LETTER
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.lake.replay import ALL_BUSINESS_TYPES, ReplayRange, replay_from_eventstore
@@ -27,7 +27,7 @@ def _when(value: str | None) -> datetime | None:
     return datetime.fromisoformat(value) if value else None
 
 
-@op(pool=RAW_WRITER_POOL, tags={"owner": OWNER_DATA_PLATFORM})
+@op(pool=LAKE_WRITER_POOL, tags={"owner": OWNER_DATA_PLATFORM})
 def replay_events(
     context: OpExecutionContext, config: ReplayConfig, eventstore: EventStoreResource, lake: LakeResource
 ):

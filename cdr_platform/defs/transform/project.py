@@ -15,6 +15,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
+from cdr_platform.defs.ownership import LAKE_WRITER_POOL
 from cdr_platform.settings import PROJECT_ROOT, Settings
 
 DBT_PROJECT_DIR = PROJECT_ROOT / "dbt_project"
@@ -26,8 +27,8 @@ DBT_EXECUTABLE = (
 )
 """The venv's dbt, found without relying on PATH (``.venv/bin`` is rarely on it under make or Dagster)."""
 
-DBT_POOL = "lake_dbt_writer"
-"""dbt runs share this pool (limit 1): two builds merging into the same marts would conflict."""
+DBT_POOL = LAKE_WRITER_POOL
+"""dbt runs take the lake writers' pool: they would otherwise collide with landing commits."""
 
 
 def export_lake_environment(settings: Settings) -> dict[str, str]:
