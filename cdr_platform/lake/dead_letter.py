@@ -10,7 +10,7 @@ import pandas as pd
 
 from cdr_platform.events import Event, Rejection, parse_event
 from cdr_platform.lake.connection import in_transaction
-from cdr_platform.lake.landing import SourceRecord, insert_event_frames
+from cdr_platform.lake.landing import SourceRecord, claim_raw_writer, insert_event_frames
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ def reprocess_dead_letter(con: duckdb.DuckDBPyConnection) -> ReprocessResult:
     now = datetime.now(UTC)
 
     def work() -> ReprocessResult:
+        claim_raw_writer(con, now)
         rows = con.execute(
             "SELECT dead_letter_id, source, source_position, raw_data FROM raw.dead_letter"
             " WHERE resolved_at IS NULL"

@@ -87,6 +87,8 @@ class LandingResult:
 
 
 def _event_frame(events: list[tuple[Event, SourceRecord]], source: str, now: datetime) -> pd.DataFrame:
+    if not events:
+        return pd.DataFrame()
     rows = []
     for event, record in events:
         row = event.to_row()
@@ -115,14 +117,15 @@ def split_parsed(
 
 
 def _insert_new_events(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Insert the rows whose event_id is not in the table yet; returns how many were new."""
+    """Insert the rows whose event_id is not in the table yet; returns how many were new.
+
+    The check is on ``event_id`` alone, over the whole table: a retried producer may stamp a new
+    ``occurred_at`` on the same business fact, and it must still land once.
+    """
     if frame.empty:
         return 0
-    low, high = frame["occurred_at"].min(), frame["occurred_at"].max()
     con.register("incoming", frame)
     try:
-        # An event's id is derived from its business key, so a redelivery carries the same
-        # occurred_at: limiting the anti-join to the batch's time range lets DuckLake skip files.
         inserted = con.execute(
             f"""
             INSERT INTO {table}
@@ -130,15 +133,24 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, table: str, frame: pd.Dat
                    i.correlation_id, i.producer, CAST(i.payload AS JSON), i.source, i.source_position,
                    i.ingested_at
             FROM incoming i
-            WHERE CAST(i.event_id AS UUID) NOT IN (
-                SELECT event_id FROM {table} WHERE occurred_at BETWEEN ? AND ?
-            )
-            """,
-            [low, high],
+            ANTI JOIN {table} t ON t.event_id = CAST(i.event_id AS UUID)
+            """
         ).fetchone()
     finally:
         con.unregister("incoming")
     return int(inserted[0]) if inserted else 0
+
+
+def claim_raw_writer(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
+    """Rewrite the single writer row, so two concurrent raw-layer transactions conflict at commit.
+
+    DuckLake merges concurrent plain INSERTs into one table without complaint, so two writers
+    outside the Dagster pool (a notebook, a second deployment) could each land the same event.
+    Both deleting the same row is a conflict DuckLake detects; ``in_transaction`` then re-runs the
+    loser, whose anti-join now sees the winner's rows.
+    """
+    con.execute("DELETE FROM meta.raw_writer")
+    con.execute("INSERT INTO meta.raw_writer VALUES (?)", [now])
 
 
 def _insert_dead_letters(
@@ -236,8 +248,9 @@ def land_batch(con: duckdb.DuckDBPyConnection, batch: LandingBatch) -> LandingRe
     usage, member, rejected = split_parsed(batch.records)
 
     def work() -> tuple[int, int, int]:
-        landed_usage = insert_event_frames(con, usage, batch.source, now)
-        landed_member = insert_event_frames(con, member, batch.source, now)
+        claim_raw_writer(con, now)
+        landed_usage = _insert_new_events(con, RAW_TABLES["usage"], _event_frame(usage, batch.source, now))
+        landed_member = _insert_new_events(con, RAW_TABLES["member"], _event_frame(member, batch.source, now))
         dead_lettered = _insert_dead_letters(con, batch.source, rejected, now)
         _save_checkpoints(con, batch, now)
         return landed_usage, landed_member, dead_lettered

@@ -57,6 +57,7 @@ DDL = [
         commit_position UBIGINT NOT NULL,
         recorded_at TIMESTAMPTZ
     )""",
+    "CREATE TABLE IF NOT EXISTS meta.raw_writer (claimed_at TIMESTAMPTZ NOT NULL)",
     """CREATE TABLE IF NOT EXISTS meta.eventstore_checkpoints (
         consumer VARCHAR NOT NULL,
         commit_position UBIGINT NOT NULL,
