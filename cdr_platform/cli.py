@@ -50,7 +50,7 @@ def _streams(args: argparse.Namespace) -> int:
     from cdr_platform.lake.checkpoints import checkpoint_store
     from cdr_platform.lake.connection import connect_lake
     from cdr_platform.lake.schema import ensure_schema
-    from cdr_platform.sources.eventstore_reader import connect_eventstore
+    from cdr_platform.sources.eventstore_reader import connect_eventstore_from
     from cdr_platform.sources.history_export import build_filter, export_history, stream_consumer
     from cdr_platform.sources.kinesis_client import kinesis_client
 
@@ -58,7 +58,7 @@ def _streams(args: argparse.Namespace) -> int:
     history_filter = build_filter(
         args.event_types, args.member_ids, args.categories, args.occurred_from, args.occurred_to
     )
-    esdb = connect_eventstore(settings.eventstore_uri)
+    esdb = connect_eventstore_from(settings)
     con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path)
     try:
         ensure_schema(con)

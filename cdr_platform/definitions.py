@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dagster import Definitions
+from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
 
 from cdr_platform.defs.eventstore.assets import raw_member_events
 from cdr_platform.defs.eventstore.sensors import eventstore_member_sensor, land_member_events_job
@@ -21,6 +21,14 @@ from cdr_platform.defs.sources import source_specs
 from cdr_platform.defs.transform import transform_definitions_parts
 from cdr_platform.settings import Settings, load_settings
 
+marts_automation_sensor = AutomationConditionSensorDefinition(
+    "marts_automation",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,  # Dagster's implicit one starts stopped
+    minimum_interval_seconds=30,
+    description="Evaluates the dbt models' automation conditions: marts update soon after raw data lands.",
+)
+
 
 def build_definitions(settings: Settings | None = None) -> Definitions:
     """Definitions wired from the settings (the environment's by default; a bad one fails here, at load)."""
@@ -31,7 +39,7 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
         asset_checks=[reconciled_with_eventstore],
         jobs=[land_usage_events_job, land_member_events_job, reconcile_job, replay_raw_layer, request_stream],
         schedules=[reconcile_schedule, *transform["schedules"]],
-        sensors=[kinesis_usage_sensor, eventstore_member_sensor],
+        sensors=[kinesis_usage_sensor, eventstore_member_sensor, marts_automation_sensor],
         resources={**build_resources(settings), **transform["resources"]},
     )
 

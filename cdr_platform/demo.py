@@ -18,10 +18,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
-from esdbclient import EventStoreDBClient
 
 from cdr_platform.definitions import build_definitions
 from cdr_platform.settings import Settings
+from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 
 
 @dataclass(frozen=True)
@@ -92,7 +92,7 @@ def simulate(settings: Settings, config: DemoConfig) -> Path:
     start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=config.days)
     operator = build_operator(OperatorConfig(seed=config.seed, members=config.members), start, config.days)
     truth_dir = settings.data_dir / "truth"
-    producer = EventStoreProducer(EventStoreDBClient(settings.eventstore_uri), workers=8)
+    producer = EventStoreProducer(connect_eventstore_from(settings), workers=8)
     try:
         with GroundTruthWriter(truth_dir) as truth:
             faults = FaultConfig(seed=config.seed, late_rate=config.late_rate)
@@ -117,7 +117,7 @@ def relay(settings: Settings, config: DemoConfig) -> None:
         reorder_rate=config.reorder_rate,
         malformed_rate=config.malformed_rate,
     )
-    esdb = EventStoreDBClient(settings.eventstore_uri)
+    esdb = connect_eventstore_from(settings)
     try:
         relay_config = RelayConfig(
             settings.usage_stream, settings.data_dir / "relay" / "checkpoint.json", faults=faults

@@ -24,6 +24,8 @@ from pydantic import (
     model_validator,
 )
 
+from cdr_platform.events.catalog import MEMBER_EVENT_TYPES
+
 ENV_PREFIX = "CDR_"
 CONFIG_FILE_ENV = "CDR_CONFIG_FILE"
 LOCAL_SALT = "local-dev-salt-not-for-production"
@@ -91,6 +93,20 @@ class Settings(BaseModel):
     @classmethod
     def _absolute_data_dir(cls, value: Path) -> Path:
         return value.expanduser().resolve()  # the lake catalog records absolute data paths
+
+    @field_validator("member_event_types", mode="before")
+    @classmethod
+    def _strip_types(cls, value: Any) -> Any:
+        return tuple(v.strip() for v in value if v.strip()) if isinstance(value, list | tuple) else value
+
+    @field_validator("member_event_types")
+    @classmethod
+    def _known_member_types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = sorted(set(value) - MEMBER_EVENT_TYPES)
+        if unknown or not value:
+            known = ", ".join(sorted(MEMBER_EVENT_TYPES))
+            raise ValueError(f"must be member lifecycle event types ({known}), got {unknown or 'none'}")
+        return value
 
     @field_validator("eventstore_uri")
     @classmethod

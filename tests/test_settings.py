@@ -78,3 +78,14 @@ def test_unknown_key_in_toml_file_is_named(tmp_path: Path) -> None:
 def test_secret_is_not_printed() -> None:
     settings = load_settings(environ={"CDR_PSEUDONYMISATION_SALT": "very-secret"})
     assert "very-secret" not in repr(settings)
+
+
+def test_member_event_types_are_trimmed_and_checked() -> None:
+    settings = load_settings(environ={"CDR_MEMBER_EVENT_TYPES": "member_activated, plan_changed"})
+    assert settings.member_event_types == ("member_activated", "plan_changed")
+    with pytest.raises(SettingsError, match=r"CDR_MEMBER_EVENT_TYPES: .*call_ended"):
+        load_settings(environ={"CDR_MEMBER_EVENT_TYPES": "member_activated,call_ended"})
+
+
+def test_data_dir_is_made_absolute() -> None:
+    assert load_settings(environ={"CDR_DATA_DIR": "relative/dir"}).data_dir.is_absolute()

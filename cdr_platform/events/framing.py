@@ -98,7 +98,7 @@ def encode_aggregate(records: Iterable[UserRecord]) -> bytes:
 
 def decode_aggregate(data: bytes) -> list[UserRecord] | None:
     """The user records of an aggregated record, or None if ``data`` is not a valid aggregate."""
-    if len(data) <= len(MAGIC) + DIGEST_SIZE or not data.startswith(MAGIC):
+    if len(data) < len(MAGIC) + DIGEST_SIZE or not data.startswith(MAGIC):
         return None
     body, digest = data[len(MAGIC) : -DIGEST_SIZE], data[-DIGEST_SIZE:]
     if hashlib.md5(body).digest() != digest:
@@ -122,7 +122,8 @@ def decode_aggregate(data: bytes) -> list[UserRecord] | None:
 
 def deaggregate(partition_key: str, data: bytes) -> list[UserRecord]:
     """User records of a Kinesis record: the aggregate's contents, or the record itself."""
-    return decode_aggregate(data) or [UserRecord(partition_key, data)]
+    records = decode_aggregate(data)
+    return records if records is not None else [UserRecord(partition_key, data)]
 
 
 def _entry_size(record: UserRecord, new_key: bool) -> int:

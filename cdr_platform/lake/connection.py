@@ -83,6 +83,7 @@ def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> du
         load_extensions(con, catalog)
         con.execute(attach_sql(catalog, data_path, read_only=read_only))
         con.execute(f"USE {LAKE_ALIAS}")
+        con.execute("SET TimeZone = 'UTC'")  # hours and days of event time are UTC everywhere
     except duckdb.Error as exc:
         con.close()
         raise LakeError(f"cannot open the lake (catalog {catalog!r}, data {data_path!r}): {exc}") from exc

@@ -12,7 +12,6 @@ relay are not mistaken for losses.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -23,7 +22,7 @@ import pandas as pd
 from esdbclient import EventStoreDBClient
 from esdbclient.exceptions import EventStoreDBClientException
 
-from cdr_platform.events import USAGE_EVENT_TYPES
+from cdr_platform.events import USAGE_EVENT_TYPES, Rejection, parse_event
 from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.landing import (
     EventStoreCheckpoint,
@@ -65,14 +64,6 @@ class ReconciliationReport:
         return not self.surplus_event_ids and self.repaired == self.missing
 
 
-def _occurred_at(data: bytes) -> tuple[str | None, datetime | None]:
-    try:
-        doc = json.loads(data)
-        return str(doc["event_id"]), datetime.fromisoformat(doc["occurred_at"].replace("Z", "+00:00"))
-    except (ValueError, KeyError, TypeError, AttributeError):
-        return None, None
-
-
 def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, page_size: int = 50_000) -> int:
     """Extend the index with usage events appended since its checkpoint; returns how many were added."""
     position = load_eventstore_checkpoint(con, INDEX_CONSUMER)
@@ -83,10 +74,15 @@ def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, pa
             return added
         rows = []
         for event in events:
-            event_id, occurred = _occurred_at(event.data)
-            rows.append(
-                (event_id or str(event.id), event.type, occurred, event.commit_position, event.recorded_at)
+            parsed = parse_event(event.data)
+            # An event EventStoreDB holds but that does not parse is indexed by its stored id, without
+            # an event time: it shows up as missing in the "unparseable" bucket, never silently.
+            event_id, occurred = (
+                (str(event.id), None)
+                if isinstance(parsed, Rejection)
+                else (str(parsed.event_id), parsed.occurred_at)
             )
+            rows.append((event_id, event.type, occurred, event.commit_position, event.recorded_at))
         frame = pd.DataFrame(
             rows, columns=["event_id", "event_type", "occurred_at", "commit_position", "recorded_at"]
         )
@@ -101,8 +97,9 @@ def _append_index(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, position:
     con.register("indexed", frame)
     try:
         con.execute(
-            "INSERT INTO meta.eventstore_usage_index SELECT CAST(event_id AS UUID), event_type, "
-            "occurred_at, commit_position, recorded_at FROM indexed"
+            "INSERT INTO meta.eventstore_usage_index SELECT CAST(n.event_id AS UUID), n.event_type, "
+            "n.occurred_at, n.commit_position, n.recorded_at FROM indexed n "
+            "ANTI JOIN meta.eventstore_usage_index i ON i.commit_position = n.commit_position"
         )
     finally:
         con.unregister("indexed")

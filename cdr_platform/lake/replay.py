@@ -44,6 +44,12 @@ class ReplayRange:
     occurred_to: datetime | None = None
     event_types: tuple[str, ...] = ALL_BUSINESS_TYPES
 
+    def __post_init__(self) -> None:
+        for name in ("occurred_from", "occurred_to"):
+            bound = getattr(self, name)
+            if bound is not None and bound.tzinfo is None:
+                raise ValueError(f"{name} must carry a timezone, got {bound.isoformat()}")
+
     def keeps(self, data: bytes) -> bool:
         """Whether an event falls in the time window (unparseable ones are kept, for the dead letter)."""
         if self.occurred_from is None and self.occurred_to is None:

@@ -52,6 +52,15 @@ def _picked(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
     return {key[len(prefix) :]: value for key, value in vars(args).items() if key.startswith(prefix)}
 
 
+def _with_uri(settings: Any, args: argparse.Namespace) -> Any:
+    """The settings, with ``--eventstore-uri`` in place of the configured URI when given."""
+    return (
+        settings.model_copy(update={"eventstore_uri": args.eventstore_uri})
+        if args.eventstore_uri
+        else settings
+    )
+
+
 def add_simulator_commands(subparsers: Any) -> None:
     """Register ``simulate`` and ``relay`` on an argparse subparsers object (handlers return exit codes)."""
     simulate = subparsers.add_parser(
@@ -137,7 +146,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from cdr_platform.simulator.model import build_operator
     from cdr_platform.simulator.producers import DiscardingSink, EventSink, EventStoreProducer
     from cdr_platform.simulator.simulation import Progress, Simulation, default_start
-    from cdr_platform.sources.eventstore_reader import connect_eventstore
+    from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 
     settings = load_settings()
     config = OperatorConfig(seed=args.seed, members=args.members, **_picked(args, "op_"))
@@ -154,8 +163,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     if args.dry_run:
         sink = DiscardingSink()
     else:
-        uri = args.eventstore_uri or settings.eventstore_uri
-        sink = EventStoreProducer(connect_eventstore(uri), workers=args.workers)
+        sink = EventStoreProducer(connect_eventstore_from(_with_uri(settings, args)), workers=args.workers)
     progress = None if args.quiet else Progress()
     print(
         f"simulating {args.members} members from {start:%Y-%m-%d %H:%M}Z for {args.days} days -> {out}",
@@ -183,7 +191,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 def run_relay(args: argparse.Namespace) -> int:
     from cdr_platform.settings import load_settings
     from cdr_platform.simulator.relay import Relay, RelayConfig
-    from cdr_platform.sources.eventstore_reader import connect_eventstore
+    from cdr_platform.sources.eventstore_reader import connect_eventstore_from
     from cdr_platform.sources.kinesis_client import kinesis_client
 
     settings = load_settings()
@@ -197,7 +205,7 @@ def run_relay(args: argparse.Namespace) -> int:
         batch_events=args.batch_events,
         faults=faults,
     )
-    eventstore = connect_eventstore(args.eventstore_uri or settings.eventstore_uri)
+    eventstore = connect_eventstore_from(_with_uri(settings, args))
     kinesis = kinesis_client(settings.aws_region, args.kinesis_endpoint_url or settings.kinesis_endpoint_url)
     relay = Relay(eventstore, kinesis, config)
     started = time.monotonic()

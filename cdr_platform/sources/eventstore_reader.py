@@ -18,9 +18,10 @@ from typing import Any
 
 from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint, RecordedEvent
-from esdbclient.exceptions import EventStoreDBClientException
+from esdbclient.exceptions import DeadlineExceeded, EventStoreDBClientException
 
 from cdr_platform.errors import PlatformError
+from cdr_platform.settings import Settings
 
 
 class EventStoreReadError(PlatformError):
@@ -51,6 +52,12 @@ def type_filter(event_types: Iterable[str]) -> list[str]:
     return [f"({'|'.join(re.escape(name) for name in names)})"]
 
 
+def connect_eventstore_from(settings: Settings) -> EventStoreDBClient:
+    """The client for the configured cluster, with its CA certificate when one is configured."""
+    certificates = settings.eventstore_root_certificates
+    return connect_eventstore(settings.eventstore_uri, certificates.read_text() if certificates else None)
+
+
 def connect_eventstore(uri: str, root_certificates: str | None = None) -> EventStoreDBClient:
     """An esdbclient connected to ``uri``, or a clear error naming it."""
     try:
@@ -67,7 +74,11 @@ def read_filtered_batch(
     timeout_s: float = 30.0,
     window_size: int = 500,
 ) -> EventStoreBatch:
-    """Events of the given types after ``after_position`` (None: from the start of $all)."""
+    """Events of the given types after ``after_position`` (None: from the start of $all).
+
+    Stops at the caught-up signal, after ``max_events``, or at ``timeout_s``; what was read until
+    then is returned with its position (a deadline never throws a partial batch away).
+    """
     events: list[StoredEvent] = []
     position = after_position
     caught_up = False
@@ -96,6 +107,8 @@ def read_filtered_batch(
                 position = int(item.commit_position)
             if len(events) >= max_events or time.monotonic() > deadline:
                 break
+    except DeadlineExceeded:
+        pass  # the call's deadline passed between two items: keep what was read, it is consistent
     except EventStoreDBClientException as exc:
         raise EventStoreReadError(f"reading $all failed after position {position}: {exc!r}") from exc
     finally:

@@ -23,9 +23,9 @@ from esdbclient import EventStoreDBClient
 from cdr_platform.errors import PlatformError
 from cdr_platform.events import MEMBER_EVENT_TYPES, USAGE_EVENT_TYPES, Rejection, parse_event
 from cdr_platform.events.framing import UserRecord
+from cdr_platform.events.times import parse_aware_time
 from cdr_platform.sources.eventstore_reader import read_all_after
-from cdr_platform.sources.kinesis_publisher import KinesisPublisher
-from cdr_platform.sources.kinesis_reader import call_with_backoff
+from cdr_platform.sources.kinesis_publisher import KinesisPublisher, wait_until_active
 
 
 class StreamRequestError(PlatformError):
@@ -67,15 +67,10 @@ def build_filter(
     """A filter from user input (CLI or launchpad): empty lists mean "all", times are ISO 8601."""
 
     def when(value: str | None, name: str) -> datetime | None:
-        if not value:
-            return None
         try:
-            parsed = datetime.fromisoformat(value)
+            return parse_aware_time(value, name) if value else None
         except ValueError as exc:
-            raise StreamRequestError(f"{name}: {value!r} is not an ISO 8601 time") from exc
-        if parsed.tzinfo is None:
-            raise StreamRequestError(f"{name}: {value!r} needs a timezone, e.g. {value}+00:00")
-        return parsed
+            raise StreamRequestError(str(exc)) from exc
 
     types = {"event_types": tuple(sorted(event_types))} if event_types else {}
     return HistoryFilter(
@@ -124,16 +119,8 @@ def ensure_stream(client: Any, name: str, shards: int, deadline_s: float = 60.0)
                 f"stream {name!r} exists with {summary['OpenShardCount']} open shards, not {shards}: "
                 "choose another name or ask for the same shard count"
             )
-    deadline = time.monotonic() + deadline_s
-    while summary["StreamStatus"] != "ACTIVE":
-        if time.monotonic() > deadline:
-            raise StreamRequestError(
-                f"stream {name!r} is still {summary['StreamStatus']} after {deadline_s}s"
-            )
-        time.sleep(0.2)
-        summary = call_with_backoff(client.describe_stream_summary, StreamName=name)[
-            "StreamDescriptionSummary"
-        ]
+    if summary["StreamStatus"] != "ACTIVE":
+        wait_until_active(client, name, deadline_s)
     return created
 
 
@@ -171,7 +158,10 @@ def export_history(
                 records.append(UserRecord(parsed.member_id, event.data))
         publisher.put(records)
         position = int(page[-1].commit_position)
-        save_checkpoint(position)
+        if report.published + len(records) or report.resumed_from is not None:
+            save_checkpoint(
+                position
+            )  # not before the first match: a filter that matches nothing leaves no trace
         report.scanned += len(page)
         report.published += len(records)
         elapsed = time.monotonic() - started

@@ -22,7 +22,7 @@ from botocore.exceptions import ClientError
 
 from cdr_platform.errors import PlatformError
 from cdr_platform.events.framing import DEFAULT_TARGET_BYTES, UserRecord, deaggregate, pack_records
-from cdr_platform.sources.kinesis_reader import call_with_backoff
+from cdr_platform.sources.kinesis_reader import call_with_backoff, list_shards
 
 MAX_CALL_BYTES = 4_500_000  # put_records: 5 MB per call
 MAX_CALL_RECORDS = 500
@@ -54,22 +54,12 @@ class ShardMap:
 
 
 def load_shard_map(client: Any, stream_name: str) -> ShardMap:
-    """Open shards (no ending sequence number) of the stream, following NextToken."""
-    shards = []
-    kwargs: dict[str, Any] = {"StreamName": stream_name}
-    while True:
-        page = call_with_backoff(client.list_shards, **kwargs)
-        for raw in page["Shards"]:
-            if "EndingSequenceNumber" in raw["SequenceNumberRange"]:
-                continue
-            hash_range = raw["HashKeyRange"]
-            shards.append(
-                (raw["ShardId"], int(hash_range["StartingHashKey"]), int(hash_range["EndingHashKey"]))
-            )
-        token = page.get("NextToken")
-        if not token:
-            break
-        kwargs = {"NextToken": token}
+    """Open shards (no ending sequence number) of the stream, by hash-key range."""
+    shards = [
+        (shard.shard_id, shard.start_hash, shard.end_hash)
+        for shard in list_shards(client, stream_name)
+        if shard.ending_sequence is None
+    ]
     if not shards:
         raise KinesisPublishError(f"Kinesis stream {stream_name} has no open shard")
     return ShardMap(shards)

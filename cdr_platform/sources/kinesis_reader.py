@@ -36,6 +36,8 @@ class Shard:
     parent_ids: tuple[str, ...]
     starting_sequence: str
     ending_sequence: str | None  # set once the shard is closed by a reshard
+    start_hash: int = 0
+    end_hash: int = 2**128 - 1
 
 
 @dataclass(frozen=True)
@@ -95,9 +97,16 @@ def list_shards(client: Any, stream_name: str) -> list[Shard]:
         page = call_with_backoff(client.list_shards, **kwargs)
         for raw in page["Shards"]:
             parents = tuple(p for p in (raw.get("ParentShardId"), raw.get("AdjacentParentShardId")) if p)
-            seq = raw["SequenceNumberRange"]
+            seq, hashes = raw["SequenceNumberRange"], raw["HashKeyRange"]
             shards.append(
-                Shard(raw["ShardId"], parents, seq["StartingSequenceNumber"], seq.get("EndingSequenceNumber"))
+                Shard(
+                    raw["ShardId"],
+                    parents,
+                    seq["StartingSequenceNumber"],
+                    seq.get("EndingSequenceNumber"),
+                    int(hashes["StartingHashKey"]),
+                    int(hashes["EndingHashKey"]),
+                )
             )
         token = page.get("NextToken")
         if not token:
@@ -134,21 +143,41 @@ def _iterator(client: Any, stream_name: str, shard_id: str, after: str | None) -
 
 
 def read_shard_page(
-    client: Any, stream_name: str, shard_id: str, after: str | None, max_records: int = 10_000
+    client: Any,
+    stream_name: str,
+    shard_id: str,
+    after: str | None,
+    max_records: int = 10_000,
+    *,
+    max_bytes: int = 32 * 1024 * 1024,
+    closed: bool = False,
+    max_calls: int = 100,
 ) -> ShardPage:
-    """Read up to ``max_records`` records of a shard after a sequence number (None: from the start).
+    """Read a bounded page of a shard after a sequence number (None: from the start).
 
-    Stops early when the shard is caught up (no records and nothing behind) or has ended.
+    The page stops at ``max_records`` Kinesis records or ``max_bytes`` of data (a record can be a
+    256 KiB aggregate), or when an open shard is caught up (no records, nothing behind). A closed
+    shard is followed until GetRecords returns no next iterator, since reaching its end may take
+    several empty calls; ``max_calls`` bounds one page. Sequence numbers must rise within a shard
+    (compared as integers); anything else is an error, never a silent skip.
     """
     iterator: str | None = _iterator(client, stream_name, shard_id, after)
     records: list[KinesisRecord] = []
     last = after
     behind = 0
-    while iterator is not None and len(records) < max_records:
+    size = 0
+    for _ in range(max_calls):
+        if iterator is None or len(records) >= max_records or size >= max_bytes:
+            break
         page = call_with_backoff(
             client.get_records, ShardIterator=iterator, Limit=min(10_000, max_records - len(records))
         )
         for raw in page["Records"]:
+            if not sequence_after(raw["SequenceNumber"], last):
+                sequence = raw["SequenceNumber"]
+                raise KinesisReadError(
+                    f"{stream_name}/{shard_id}: sequence {sequence} does not follow {last}"
+                )
             records.append(
                 KinesisRecord(
                     shard_id,
@@ -158,10 +187,11 @@ def read_shard_page(
                     int(raw["ApproximateArrivalTimestamp"].timestamp() * 1000),
                 )
             )
+            size += len(raw["Data"])
             last = raw["SequenceNumber"]
         iterator = page.get("NextShardIterator")
         behind = int(page.get("MillisBehindLatest", 0))
-        if not page["Records"] and behind == 0:
+        if not page["Records"] and behind == 0 and not closed:
             break
     return ShardPage(shard_id, records, last, ended=iterator is None, millis_behind_latest=behind)
 
@@ -178,8 +208,3 @@ def shard_has_news(client: Any, stream_name: str, shard: Shard, position: ShardP
     iterator = _iterator(client, stream_name, shard.shard_id, landed)
     page = call_with_backoff(client.get_records, ShardIterator=iterator, Limit=1)
     return bool(page["Records"]) or int(page.get("MillisBehindLatest", 0)) > 0
-
-
-def describe_client_error(exc: ClientError) -> str:
-    error = exc.response.get("Error", {})
-    return f"{error.get('Code', 'error')}: {error.get('Message', str(exc))}"

@@ -16,8 +16,11 @@ from cdr_platform.defs.recovery.replay import replay_raw_layer
 from cdr_platform.defs.recovery.streams import request_stream
 from cdr_platform.defs.resources import EventStoreResource, KinesisResource, LakeResource
 from cdr_platform.devstack.ports import free_port
+from cdr_platform.events import parse_event
+from cdr_platform.events.framing import deaggregate
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.sources.kinesis_client import kinesis_client
+from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
 from tests.eventstore_helpers import append_events
 from tests.kinesis_helpers import new_stream, put_events, usage_events
 
@@ -66,6 +69,9 @@ def test_reconciliation_check_repairs_and_replay_and_stream_jobs_run(
         resources=resources, run_config={"ops": {"replay_events": {"config": {"name": "again"}}}}
     )
     assert replay.success and _count(lake_paths, "raw.usage_events") == 200
+    output = next(e for e in replay.events_for_node("replay_events") if e.is_successful_output)
+    replayed = output.step_output_data.metadata
+    assert (replayed["events_read"].value, replayed["landed"].value) == (200, 0)
 
     target = f"consumer-{uuid.uuid4().hex[:8]}"
     streamed = request_stream.execute_in_process(
@@ -75,7 +81,15 @@ def test_reconciliation_check_repairs_and_replay_and_stream_jobs_run(
         },
     )
     assert streamed.success
-    assert target in kinesis.list_streams()["StreamNames"]
+    on_stream = [
+        parse_event(user.data)
+        for shard in list_shards(kinesis, target)
+        for record in read_shard_page(kinesis, target, shard.shard_id, None).records
+        for user in deaggregate(record.partition_key, record.data)
+    ]
+    assert sorted(str(e.event_id) for e in on_stream) == sorted(
+        str(e.event_id) for e in events if e.member_id == "M0000003"
+    )
 
 
 def test_eventstore_sensor_skips_clearly_when_eventstore_is_down(lake_paths) -> None:

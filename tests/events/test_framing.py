@@ -57,3 +57,7 @@ def test_pack_records_respects_the_size_target_and_order() -> None:
     assert len(packed) > 1
     assert all(len(p.data) <= 4096 for p in packed)
     assert [u for p in packed for u in deaggregate(p.partition_key, p.data)] == RECORDS
+
+
+def test_an_empty_aggregate_holds_no_records() -> None:
+    assert deaggregate("k", encode_aggregate([])) == []

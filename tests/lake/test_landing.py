@@ -83,3 +83,14 @@ def test_readers_in_other_processes_see_committed_rows(lake: duckdb.DuckDBPyConn
         assert _count(reader, "raw.usage_events") == 1
     finally:
         reader.close()
+
+
+def test_same_event_id_with_a_new_event_time_lands_once(lake: duckdb.DuckDBPyConnection) -> None:
+    from datetime import timedelta
+
+    first = build_event("call_ended", "retried")
+    retried = first.model_copy(update={"occurred_at": first.occurred_at + timedelta(days=1)})
+    land_batch(lake, LandingBatch("kinesis", _records((first, "s/1/0"))))
+    again = land_batch(lake, LandingBatch("eventstore", _records((retried, "77"))))
+    assert (again.landed, again.duplicates) == (0, 1)
+    assert _count(lake, "raw.usage_events") == 1

@@ -7,10 +7,9 @@ what remains by reason.
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from cdr_platform.defs.eventstore.assets import RAW_MEMBER_EVENTS
-from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
 from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
 from cdr_platform.defs.resources import LakeResource
+from cdr_platform.defs.sources import EVENTSTORE_ALL, KINESIS_USAGE_STREAM
 from cdr_platform.lake.dead_letter import reprocess_dead_letter
 
 RAW_DEAD_LETTER = AssetKey(["raw", "dead_letter"])
@@ -18,7 +17,7 @@ RAW_DEAD_LETTER = AssetKey(["raw", "dead_letter"])
 
 @asset(
     key=RAW_DEAD_LETTER,
-    deps=[RAW_USAGE_EVENTS, RAW_MEMBER_EVENTS],
+    deps=[KINESIS_USAGE_STREAM, EVENTSTORE_ALL],  # written beside the raw tables, from the same sources
     group_name=DATA_PLATFORM,
     owners=[OWNER_DATA_PLATFORM],
     kinds={"duckdb"},

@@ -6,6 +6,7 @@ from dagster import (
     AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
+    AssetMaterialization,
     AssetSelection,
     DefaultScheduleStatus,
     MetadataValue,
@@ -46,6 +47,14 @@ def reconciled_with_eventstore(
             client,
             datetime.now(UTC) - timedelta(seconds=eventstore.settle_seconds),
             log=context.log.info,
+        )
+    if report.repaired:  # rows were added: downstream automation must see a new materialization
+        context.op_execution_context.log_event(
+            AssetMaterialization(
+                RAW_USAGE_EVENTS,
+                description="events repaired from EventStoreDB by reconciliation",
+                metadata={"repaired": report.repaired},
+            )
         )
     unrepaired = report.missing - report.repaired
     description = (

@@ -10,6 +10,7 @@ from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
 from cdr_platform.defs.ownership import LAKE_WRITER_POOL, LANDING_TAG, OWNER_DATA_PLATFORM
 from cdr_platform.defs.recovery.dead_letter import RAW_DEAD_LETTER
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
+from cdr_platform.events.times import parse_aware_time
 from cdr_platform.lake.replay import ALL_BUSINESS_TYPES, ReplayRange, replay_from_eventstore
 
 
@@ -23,8 +24,8 @@ class ReplayConfig(Config):
     page_size: int = 20_000
 
 
-def _when(value: str | None) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
+def _when(value: str | None, name: str) -> datetime | None:
+    return parse_aware_time(value, name) if value else None
 
 
 @op(pool=LAKE_WRITER_POOL, tags={"owner": OWNER_DATA_PLATFORM})
@@ -35,8 +36,8 @@ def replay_events(
     replay_range = ReplayRange(
         config.from_position,
         config.to_position,
-        _when(config.occurred_from),
-        _when(config.occurred_to),
+        _when(config.occurred_from, "occurred_from"),
+        _when(config.occurred_to, "occurred_to"),
         tuple(config.event_types),
     )
     with eventstore.client() as client, lake.connect() as con:
@@ -51,9 +52,13 @@ def replay_events(
         "resumed_from": report.resumed_from or 0,
         "events_per_second": round(report.events_per_second, 1),
     }
-    for key in (RAW_USAGE_EVENTS, RAW_MEMBER_EVENTS):
-        context.log_event(AssetMaterialization(key, description=f"replay {config.name}", metadata=metadata))
-    if report.dead_letter is not None:
+    context.add_output_metadata(metadata)
+    if report.landed:  # downstream automation reacts to materializations: only when rows were added
+        for key in (RAW_USAGE_EVENTS, RAW_MEMBER_EVENTS):
+            context.log_event(
+                AssetMaterialization(key, description=f"replay {config.name}", metadata=metadata)
+            )
+    if report.dead_letter is not None and report.dead_letter.resolved:
         context.log_event(
             AssetMaterialization(
                 RAW_DEAD_LETTER,
