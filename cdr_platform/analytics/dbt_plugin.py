@@ -29,6 +29,7 @@ class Plugin(BasePlugin):
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         settings = load_settings()
         self._catalog = settings.resolved_lake_catalog
+        self._data_path = settings.resolved_lake_data_path
         self._salt = settings.pseudonymisation_salt.get_secret_value()
 
     def update_connection_config(self, creds: Any, config: dict[str, Any]) -> None:
@@ -44,7 +45,7 @@ class Plugin(BasePlugin):
                 del config["access_mode"]
 
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
-        load_extensions(conn, self._catalog)
+        load_extensions(conn, self._catalog, self._data_path)
         self.configure_cursor(conn)
 
     def configure_cursor(self, cursor: DuckDBPyConnection) -> None:

@@ -28,6 +28,8 @@ T = TypeVar("T")
 _EXTENSION_WHEELS = {
     "ducklake": "duckdb_extension_ducklake",
     "sqlite_scanner": "duckdb_extension_sqlite_scanner",
+    "postgres_scanner": "duckdb_extension_postgres_scanner",
+    "httpfs": "duckdb_extension_httpfs",
 }
 
 
@@ -47,16 +49,18 @@ def extension_file(name: str) -> Path:
     return found[-1]
 
 
-def load_extensions(con: duckdb.DuckDBPyConnection, catalog: str) -> None:
-    """Install (from the wheel files) and load what the catalog kind needs."""
-    names = ["ducklake"]
-    if catalog.startswith("sqlite:"):
-        names.append("sqlite_scanner")
-    elif catalog.startswith("postgres:"):
-        names.append("postgres_scanner")  # production: from the duckdb-extension-postgres-scanner wheel
-    for name in names:
-        if name in _EXTENSION_WHEELS:
-            con.execute(f"INSTALL '{extension_file(name)}'")
+def needed_extensions(catalog: str, data_path: str) -> list[str]:
+    """DuckLake, the catalog's scanner (SQLite or Postgres), and httpfs for an S3 data path."""
+    names = ["ducklake", "postgres_scanner" if catalog.startswith("postgres:") else "sqlite_scanner"]
+    if data_path.startswith(("s3://", "https://", "gs://", "r2://")):
+        names.append("httpfs")
+    return names
+
+
+def load_extensions(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str = "") -> None:
+    """Install (from the pinned wheel files, never a download) and load what the lake needs."""
+    for name in needed_extensions(catalog, data_path):
+        con.execute(f"INSTALL '{extension_file(name)}'")
         con.execute(f"LOAD {name}")
 
 
@@ -80,7 +84,7 @@ def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> du
         Path(data_path).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
-        load_extensions(con, catalog)
+        load_extensions(con, catalog, data_path)
         con.execute(attach_sql(catalog, data_path, read_only=read_only))
         con.execute(f"USE {LAKE_ALIAS}")
         con.execute("SET TimeZone = 'UTC'")  # hours and days of event time are UTC everywhere

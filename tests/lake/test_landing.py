@@ -94,3 +94,20 @@ def test_same_event_id_with_a_new_event_time_lands_once(lake: duckdb.DuckDBPyCon
     again = land_batch(lake, LandingBatch("eventstore", _records((retried, "77"))))
     assert (again.landed, again.duplicates) == (0, 1)
     assert _count(lake, "raw.usage_events") == 1
+
+
+def test_production_lake_extensions_come_from_pinned_wheels() -> None:
+    """A Postgres catalog and an S3 data path load their extensions from wheels, with no download."""
+    from cdr_platform.lake.connection import load_extensions, needed_extensions
+
+    assert needed_extensions("postgres:dbname=lake", "s3://bucket/lake/") == [
+        "ducklake",
+        "postgres_scanner",
+        "httpfs",
+    ]
+    con = duckdb.connect()
+    load_extensions(con, "postgres:dbname=lake", "s3://bucket/lake/")
+    loaded = {
+        r[0] for r in con.execute("SELECT extension_name FROM duckdb_extensions() WHERE loaded").fetchall()
+    }
+    assert {"ducklake", "postgres_scanner", "httpfs"} <= loaded
