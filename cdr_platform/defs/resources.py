@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -51,6 +52,10 @@ class LakeResource(ConfigurableResource):
 
     catalog: str
     data_path: str
+
+    def exists(self) -> bool:
+        """False only when a local SQLite catalog has not been created yet (nothing has landed)."""
+        return not self.catalog.startswith("sqlite:") or Path(self.catalog.removeprefix("sqlite:")).exists()
 
     @contextmanager
     def connect(self, read_only: bool = False) -> Iterator[duckdb.DuckDBPyConnection]:

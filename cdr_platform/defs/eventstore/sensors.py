@@ -2,6 +2,7 @@
 
 import json
 
+import duckdb
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -46,11 +47,15 @@ def eventstore_member_sensor(
 ) -> SensorResult | SkipReason:
     if landing_run_in_flight(context.instance, land_member_events_job.name):
         return SkipReason("a landing run is already queued or in progress")
-    try:
-        with lake.connect(read_only=True) as con:
-            landed = load_eventstore_checkpoint(con, MEMBER_CONSUMER)
-    except LakeError:
-        landed = None
+    landed = None
+    if lake.exists():  # before the first landing there is no warehouse yet: everything is new
+        try:
+            with lake.connect(read_only=True) as con:
+                landed = load_eventstore_checkpoint(con, MEMBER_CONSUMER)
+        except duckdb.CatalogException:
+            pass  # the warehouse exists but no landing run has created the checkpoints yet
+        except LakeError as exc:
+            return SkipReason(f"the lake cannot be read: {exc}")
     try:
         with eventstore.client() as client:
             newest = latest_position(client, eventstore.member_event_types)

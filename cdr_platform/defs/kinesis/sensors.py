@@ -2,6 +2,7 @@
 
 import json
 
+import duckdb
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
     AssetSelection,
@@ -46,11 +47,15 @@ def kinesis_usage_sensor(
 ) -> SensorResult | SkipReason:
     if landing_run_in_flight(context.instance, land_usage_events_job.name):
         return SkipReason("a landing run is already queued or in progress")
-    try:
-        with lake.connect(read_only=True) as con:
-            landed = load_shard_checkpoints(con, kinesis.usage_stream)
-    except LakeError:
-        landed = {}  # no warehouse yet: everything is new
+    landed = {}
+    if lake.exists():  # before the first landing there is no warehouse yet: everything is new
+        try:
+            with lake.connect(read_only=True) as con:
+                landed = load_shard_checkpoints(con, kinesis.usage_stream)
+        except duckdb.CatalogException:
+            pass  # the warehouse exists but no landing run has created the checkpoints yet
+        except LakeError as exc:
+            return SkipReason(f"the lake cannot be read: {exc}")
     positions = {k: ShardPosition(v.sequence_number, v.shard_ended) for k, v in landed.items()}
     client = kinesis.get_client()
     try:
