@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 
-from cdr_platform.events import Event, encode_event
+from cdr_platform.events import Event, encode_event, make_event
 
 
 def append_events(client: EventStoreDBClient, events: Sequence[Event], per_stream: int = 4) -> None:
@@ -22,3 +23,21 @@ def append_events(client: EventStoreDBClient, events: Sequence[Event], per_strea
                 current_version=StreamState.NO_STREAM if start == 0 else start - 1,
                 events=[NewEvent(e.event_type, encode_event(e), id=e.event_id) for e in chunk],
             )
+
+
+def member_events(count: int, prefix: str = "m") -> list[Event]:
+    """Distinct valid member_activated events, one per member."""
+    from tests.events.samples import SAMPLE_PAYLOADS
+
+    return [
+        make_event(
+            "member_activated",
+            business_key=f"{prefix}-{i}",
+            occurred_at=datetime(2025, 3, 1, tzinfo=UTC),
+            member_id=f"M{i:07d}",
+            correlation_id=f"{prefix}-{i}",
+            producer="crm",
+            payload=SAMPLE_PAYLOADS["member_activated"],
+        )
+        for i in range(count)
+    ]

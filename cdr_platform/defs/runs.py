@@ -1,8 +1,17 @@
-"""Helpers for sensors that must not pile up runs."""
+"""Helpers for the landing sensors: no piled-up runs, and what has landed so far."""
 
 from __future__ import annotations
 
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter
+from collections.abc import Callable
+from typing import TypeVar
+
+import duckdb
+from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, SkipReason
+
+from cdr_platform.defs.resources import LakeResource
+from cdr_platform.lake.connection import LakeError
+
+T = TypeVar("T")
 
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
@@ -15,3 +24,21 @@ IN_FLIGHT = [
 def landing_run_in_flight(instance: DagsterInstance, job_name: str) -> bool:
     """True when a run of the job is queued or running, so a sensor should not request another."""
     return bool(instance.get_run_records(RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=1))
+
+
+def read_landed(
+    lake: LakeResource, load: Callable[[duckdb.DuckDBPyConnection], T], empty: T
+) -> T | SkipReason:
+    """What the lake says has landed, read-only; ``empty`` before the first landing run.
+
+    An unreadable warehouse is a reason to skip the tick, said plainly, never a silent "nothing".
+    """
+    if not lake.exists():  # no warehouse yet: everything is new
+        return empty
+    try:
+        with lake.connect(read_only=True) as con:
+            return load(con)
+    except duckdb.CatalogException:
+        return empty  # the warehouse exists, but no landing run has created the checkpoints yet
+    except LakeError as exc:
+        return SkipReason(f"the lake cannot be read: {exc}")

@@ -3,17 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
 
 import duckdb
 import pytest
 from esdbclient import EventStoreDBClient
 
-from cdr_platform.events import make_event
 from cdr_platform.lake.eventstore_landing import land_eventstore
 from cdr_platform.lake.landing import LandingBatch, load_eventstore_checkpoint
-from tests.events.samples import SAMPLE_PAYLOADS
-from tests.eventstore_helpers import append_events
+from tests.eventstore_helpers import append_events, member_events
 from tests.kinesis_helpers import usage_events
 
 pytestmark = pytest.mark.integration
@@ -25,21 +22,6 @@ def esdb(fresh_eventstore_uri: str) -> Iterator[EventStoreDBClient]:
     client = EventStoreDBClient(uri=fresh_eventstore_uri)
     yield client
     client.close()
-
-
-def member_events(count: int, prefix: str = "m") -> list:
-    return [
-        make_event(
-            "member_activated",
-            business_key=f"{prefix}-{i}",
-            occurred_at=datetime(2025, 3, 1, tzinfo=UTC),
-            member_id=f"M{i:07d}",
-            correlation_id=f"{prefix}-{i}",
-            producer="crm",
-            payload=SAMPLE_PAYLOADS["member_activated"],
-        )
-        for i in range(count)
-    ]
 
 
 def _ids(con: duckdb.DuckDBPyConnection) -> set[str]:

@@ -9,14 +9,14 @@ import duckdb
 import pytest
 from esdbclient import EventStoreDBClient
 
-from cdr_platform.events import encode_event, make_event
+from cdr_platform.events import encode_event
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
 from cdr_platform.lake.landing import LandingBatch, SourceRecord, land_batch
 from cdr_platform.lake.reconciliation import reconcile_usage_events
 from cdr_platform.lake.replay import ReplayRange, replay_from_eventstore
 from cdr_platform.sources.kinesis_client import kinesis_client
-from tests.events.samples import SAMPLE_PAYLOADS, build_event
-from tests.eventstore_helpers import append_events
+from tests.events.samples import build_event
+from tests.eventstore_helpers import append_events, member_events
 from tests.kinesis_helpers import new_stream, put_events, usage_events
 
 pytestmark = pytest.mark.integration
@@ -30,21 +30,6 @@ def esdb(fresh_eventstore_uri: str) -> Iterator[EventStoreDBClient]:
     client.close()
 
 
-def _member_events(count: int) -> list:
-    return [
-        make_event(
-            "member_activated",
-            business_key=f"member-{i}",
-            occurred_at=datetime(2025, 3, 1, tzinfo=UTC),
-            member_id=f"M{i:07d}",
-            correlation_id=f"member-{i}",
-            producer="crm",
-            payload=SAMPLE_PAYLOADS["member_activated"],
-        )
-        for i in range(count)
-    ]
-
-
 def _table(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
     return con.execute(
         f"SELECT event_id, event_type, occurred_at, payload FROM {table} ORDER BY event_id"
@@ -52,7 +37,7 @@ def _table(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple]:
 
 
 def test_replay_into_an_empty_lake_reproduces_eventstore(lake: duckdb.DuckDBPyConnection, esdb) -> None:
-    usage, members = usage_events(300, prefix="replay"), _member_events(20)
+    usage, members = usage_events(300, prefix="replay"), member_events(20)
     append_events(esdb, usage + members)
     report = replay_from_eventstore(lake, esdb, "full", page_size=64)
     assert report.landed == 320

@@ -93,7 +93,7 @@ def test_backfill_matches_ground_truth_and_a_rerun_adds_nothing(eventstore_uri: 
 
 def _relay_command(uri: str, endpoint: str, stream: str, checkpoint: str, *extra: str) -> list[str]:
     return [
-        sys.executable, "-m", "cdr_platform.simulator", "relay", "--quiet", "--eventstore-uri", uri,
+        sys.executable, "-m", "cdr_platform.cli", "relay", "--quiet", "--eventstore-uri", uri,
         "--kinesis-endpoint-url", endpoint, "--stream", stream, "--checkpoint", checkpoint, *extra,
     ]  # fmt: skip
 

@@ -2,7 +2,6 @@
 
 import json
 
-import duckdb
 from dagster import (
     AssetSelection,
     DefaultSensorStatus,
@@ -18,9 +17,8 @@ from dagster import (
 from cdr_platform.defs.eventstore.assets import MEMBER_CONSUMER, RAW_MEMBER_EVENTS
 from cdr_platform.defs.ownership import LANDING_TAG
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
-from cdr_platform.defs.runs import landing_run_in_flight
+from cdr_platform.defs.runs import landing_run_in_flight, read_landed
 from cdr_platform.errors import PlatformError
-from cdr_platform.lake.connection import LakeError
 from cdr_platform.lake.landing import load_eventstore_checkpoint
 from cdr_platform.sources.eventstore_reader import latest_position
 
@@ -47,15 +45,9 @@ def eventstore_member_sensor(
 ) -> SensorResult | SkipReason:
     if landing_run_in_flight(context.instance, land_member_events_job.name):
         return SkipReason("a landing run is already queued or in progress")
-    landed = None
-    if lake.exists():  # before the first landing there is no warehouse yet: everything is new
-        try:
-            with lake.connect(read_only=True) as con:
-                landed = load_eventstore_checkpoint(con, MEMBER_CONSUMER)
-        except duckdb.CatalogException:
-            pass  # the warehouse exists but no landing run has created the checkpoints yet
-        except LakeError as exc:
-            return SkipReason(f"the lake cannot be read: {exc}")
+    landed = read_landed(lake, lambda con: load_eventstore_checkpoint(con, MEMBER_CONSUMER), None)
+    if isinstance(landed, SkipReason):
+        return landed
     try:
         with eventstore.client() as client:
             newest = latest_position(client, eventstore.member_event_types)

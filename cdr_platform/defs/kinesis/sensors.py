@@ -2,7 +2,6 @@
 
 import json
 
-import duckdb
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
     AssetSelection,
@@ -19,8 +18,7 @@ from dagster import (
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
 from cdr_platform.defs.ownership import LANDING_TAG
 from cdr_platform.defs.resources import KinesisResource, LakeResource
-from cdr_platform.defs.runs import landing_run_in_flight
-from cdr_platform.lake.connection import LakeError
+from cdr_platform.defs.runs import landing_run_in_flight, read_landed
 from cdr_platform.lake.landing import load_shard_checkpoints
 from cdr_platform.sources.kinesis_reader import ShardPosition, list_shards, readable_shards, shard_has_news
 
@@ -47,15 +45,9 @@ def kinesis_usage_sensor(
 ) -> SensorResult | SkipReason:
     if landing_run_in_flight(context.instance, land_usage_events_job.name):
         return SkipReason("a landing run is already queued or in progress")
-    landed = {}
-    if lake.exists():  # before the first landing there is no warehouse yet: everything is new
-        try:
-            with lake.connect(read_only=True) as con:
-                landed = load_shard_checkpoints(con, kinesis.usage_stream)
-        except duckdb.CatalogException:
-            pass  # the warehouse exists but no landing run has created the checkpoints yet
-        except LakeError as exc:
-            return SkipReason(f"the lake cannot be read: {exc}")
+    landed = read_landed(lake, lambda con: load_shard_checkpoints(con, kinesis.usage_stream), {})
+    if isinstance(landed, SkipReason):
+        return landed
     positions = {k: ShardPosition(v.sequence_number, v.shard_ended) for k, v in landed.items()}
     client = kinesis.get_client()
     try:
