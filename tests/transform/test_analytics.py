@@ -80,3 +80,46 @@ def test_chart_markdown() -> None:
     assert "| Dropped-call rate | 2.00% | 2.50% | -20.0% |" in text
     assert "| Calls attempted | 10 | n/a | n/a |" in text
     assert "| 00:00 | 4 |" in text
+
+
+def test_sql_answers_while_a_landing_run_writes(built_lake: BuiltLake) -> None:
+    """An analyst's query and a landing writer in two other processes, on the same lake, at once."""
+    import os
+    import subprocess
+    import sys
+
+    from tests.lake.test_concurrent_processes import WRITER
+
+    catalog = built_lake.settings.resolved_lake_catalog
+    data_path = built_lake.settings.resolved_lake_data_path
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, catalog, data_path, "analyst-test", "analyst-test"],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    env = {**os.environ, "CDR_LAKE_CATALOG": catalog, "CDR_LAKE_DATA_PATH": data_path}
+    answers = []
+    try:
+        while writer.poll() is None or not answers:
+            query = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "cdr_platform.cli",
+                    "sql",
+                    "-c",
+                    "SELECT kpi FROM rpt_exec_kpis_intraday",
+                ],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=120,
+            )
+            assert query.returncode == 0, query.stderr
+            answers.append(query.stdout.splitlines()[0])
+    finally:
+        _, stderr = writer.communicate(timeout=240)
+    assert writer.returncode == 0, stderr
+    assert answers and set(answers) == {"kpi"}
+    landed = built_lake.query("SELECT count(*) AS n FROM raw.usage_events WHERE source = 'analyst-test'")
+    assert int(landed["n"][0]) == 400
