@@ -81,6 +81,12 @@ def demo_settings(settings: Settings) -> Settings:
     )
 
 
+def period_end(now: datetime) -> datetime:
+    """The latest 18:00 UTC at or before ``now``: the executives' "today so far" then spans a working day."""
+    evening = now.replace(hour=18, minute=0, second=0, microsecond=0)
+    return evening if evening <= now else evening - timedelta(days=1)
+
+
 def simulate(settings: Settings, config: DemoConfig) -> Path:
     from cdr_platform.simulator.faults import FaultConfig
     from cdr_platform.simulator.ground_truth import GroundTruthWriter
@@ -88,8 +94,7 @@ def simulate(settings: Settings, config: DemoConfig) -> Path:
     from cdr_platform.simulator.producers import EventStoreProducer
     from cdr_platform.simulator.simulation import Progress, Simulation
 
-    # The period ends now (to the hour), so "today so far" in the executives' view has data.
-    start = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=config.days)
+    start = period_end(datetime.now(UTC)) - timedelta(days=config.days)
     operator = build_operator(OperatorConfig(seed=config.seed, members=config.members), start, config.days)
     truth_dir = settings.data_dir / "truth"
     producer = EventStoreProducer(connect_eventstore_from(settings), workers=8)
