@@ -89,6 +89,7 @@ def dbt_loop(
             started = time.time()
             result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
             runs.append((started, time.time(), result.returncode == 0))
+        stop.wait(0.5)  # a pool queues fairly; a bare lock would let this loop starve the landing runs
         if result.returncode != 0:
             failure = (result.stdout + result.stderr).strip().splitlines()
             print(f"dbt run failed: {' | '.join(failure[-3:])[:300]}", file=sys.stderr)
