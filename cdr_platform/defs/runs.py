@@ -3,11 +3,21 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import duckdb
-from dagster import DagsterInstance, DagsterRunStatus, RunsFilter, SkipReason
+from dagster import (
+    AssetKey,
+    AssetSelection,
+    DagsterInstance,
+    DagsterRunStatus,
+    RunsFilter,
+    SkipReason,
+    define_asset_job,
+    in_process_executor,
+)
 
+from cdr_platform.defs.ownership import LANDING_TAG
 from cdr_platform.defs.resources import LakeResource
 from cdr_platform.lake.connection import LakeError
 
@@ -19,6 +29,17 @@ IN_FLIGHT = [
     DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
 ]
+
+
+def landing_job(name: str, asset: AssetKey, source: str, description: str) -> Any:
+    """A landing job: one asset, checks left to their own schedule, run in one process, tagged by source."""
+    return define_asset_job(
+        name,
+        selection=AssetSelection.assets(asset).without_checks(),
+        executor_def=in_process_executor,  # one process per run: landing latency is mostly process start-up
+        tags={LANDING_TAG: source},  # dagster.yaml: one in-progress run per source
+        description=description,
+    )
 
 
 def landing_run_in_flight(instance: DagsterInstance, job_name: str) -> bool:

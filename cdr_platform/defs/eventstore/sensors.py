@@ -3,33 +3,28 @@
 import json
 
 from dagster import (
-    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
-    in_process_executor,
     sensor,
 )
 
 from cdr_platform.defs.eventstore.assets import MEMBER_CONSUMER, RAW_MEMBER_EVENTS
-from cdr_platform.defs.ownership import LANDING_TAG
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
-from cdr_platform.defs.runs import landing_run_in_flight, read_landed
+from cdr_platform.defs.runs import landing_job, landing_run_in_flight, read_landed
 from cdr_platform.errors import PlatformError
 from cdr_platform.lake.landing import load_eventstore_checkpoint
 from cdr_platform.sources.eventstore_reader import latest_position
 
 CURSOR_VERSION = 1
 
-land_member_events_job = define_asset_job(
+land_member_events_job = landing_job(
     "land_member_events",
-    selection=AssetSelection.assets(RAW_MEMBER_EVENTS).without_checks(),
-    executor_def=in_process_executor,  # one process per run: landing latency is mostly process start-up
-    tags={LANDING_TAG: "eventstore"},
-    description="Land new member lifecycle events from EventStoreDB into raw/member_events.",
+    RAW_MEMBER_EVENTS,
+    "eventstore",
+    "Land new member lifecycle events from EventStoreDB into raw/member_events.",
 )
 
 

@@ -4,32 +4,27 @@ import json
 
 from botocore.exceptions import BotoCoreError, ClientError
 from dagster import (
-    AssetSelection,
     DefaultSensorStatus,
     RunRequest,
     SensorEvaluationContext,
     SensorResult,
     SkipReason,
-    define_asset_job,
-    in_process_executor,
     sensor,
 )
 
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
-from cdr_platform.defs.ownership import LANDING_TAG
 from cdr_platform.defs.resources import KinesisResource, LakeResource
-from cdr_platform.defs.runs import landing_run_in_flight, read_landed
+from cdr_platform.defs.runs import landing_job, landing_run_in_flight, read_landed
 from cdr_platform.lake.landing import load_shard_checkpoints
 from cdr_platform.sources.kinesis_reader import ShardPosition, list_shards, readable_shards, shard_has_news
 
 CURSOR_VERSION = 1
 
-land_usage_events_job = define_asset_job(
+land_usage_events_job = landing_job(
     "land_usage_events",
-    selection=AssetSelection.assets(RAW_USAGE_EVENTS).without_checks(),
-    executor_def=in_process_executor,  # one process per run: landing latency is mostly process start-up
-    tags={LANDING_TAG: "kinesis"},
-    description="Land new usage events from Kinesis into raw/usage_events.",
+    RAW_USAGE_EVENTS,
+    "kinesis",
+    "Land new usage events from Kinesis into raw/usage_events.",
 )
 
 
