@@ -18,11 +18,14 @@ Handler = Callable[[argparse.Namespace], int]
 def _devstack(args: argparse.Namespace) -> int:
     from cdr_platform.devstack.stack import Devstack
 
-    stack = Devstack(load_settings(), persistent=not args.ephemeral if args.action == "up" else True)
+    stack = Devstack(load_settings(), persistent=not args.ephemeral, tls=args.tls)
     if args.action == "up":
         endpoints = stack.up()
         for name, endpoint in endpoints.items():
             print(f"{name:<11} {endpoint}")
+        if args.tls:
+            certificate = stack.tls_dir / "server.crt"
+            print(f"TLS: use the URI above with CDR_EVENTSTORE_ROOT_CERTIFICATES={certificate}")
         print("stop it with: cdr-platform devstack down")
     elif args.action == "down":
         stopped = stack.down()
@@ -111,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--ephemeral",
         action="store_true",
         help="up: keep data in memory only (default: persist under data_dir)",
+    )
+    devstack.add_argument(
+        "--tls",
+        action="store_true",
+        help="up: serve EventStoreDB over TLS with a generated self-signed certificate",
     )
     devstack.set_defaults(handler=_devstack)
 

@@ -62,16 +62,22 @@ def pid_alive(pid: int) -> bool:
 class Devstack:
     """Start, inspect and stop the local Kinesis and EventStoreDB endpoints."""
 
-    def __init__(self, settings: Settings, *, persistent: bool = True) -> None:
+    def __init__(self, settings: Settings, *, persistent: bool = True, tls: bool = False) -> None:
         if settings.kinesis_endpoint_url is None:
             raise DevstackError(
                 "CDR_KINESIS_ENDPOINT_URL is empty (real AWS): the devstack serves local endpoints"
             )
         self.settings = settings
         self.persistent = persistent
+        self.tls = tls
         self.state_dir = settings.devstack_dir
         self.state_file = self.state_dir / "state.json"
         self._started: dict[str, subprocess.Popen[bytes]] = {}
+
+    @property
+    def tls_dir(self) -> Path:
+        """Where the EventStoreDB-compatible server keeps its self-signed certificate (server.crt)."""
+        return self.state_dir / "tls"
 
     # -- state ---------------------------------------------------------------------------------
     def _read_state(self) -> dict[str, ServiceState]:
@@ -120,6 +126,8 @@ class Devstack:
         if is_listening(host, port):
             raise DevstackError(f"port {port} is taken by another process: set CDR_EVENTSTORE_URI")
         storage = ["--db", str(self.state_dir / "eventstore.sqlite")] if self.persistent else ["--memory"]
+        if self.tls:
+            storage += ["--tls-dir", str(self.tls_dir)]
         self.state_dir.mkdir(parents=True, exist_ok=True)
         with (self.state_dir / "eventstore.log").open("ab") as log:
             command = [
@@ -143,6 +151,9 @@ class Devstack:
                 f"the EventStoreDB-compatible server did not start on {host}:{port}; "
                 f"see {self.state_dir / 'eventstore.log'}"
             )
+        if self.tls:
+            # esdbclient 1.0.25 wants credentials with TLS, and the CA as CDR_EVENTSTORE_ROOT_CERTIFICATES.
+            return ServiceState(process.pid, f"esdb://admin:changeit@{host}:{port}?Tls=true")
         return ServiceState(process.pid, self.settings.eventstore_uri)
 
     def down(self) -> list[str]:

@@ -97,3 +97,16 @@ def test_missing_node_gives_one_clear_message(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "Node.js is missing" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_eventstore_over_tls_with_a_generated_certificate(tmp_path: Path) -> None:
+    settings = local_settings(tmp_path)
+    stack = Devstack(settings, persistent=False, tls=True)
+    with stack as endpoints:
+        assert "Tls=true" in endpoints["eventstore"]
+        certificate = (stack.tls_dir / "server.crt").read_text()
+        esdb = EventStoreDBClient(uri=endpoints["eventstore"], root_certificates=certificate)
+        stream = f"tls-{uuid.uuid4()}"
+        esdb.append_to_stream(stream, current_version=StreamState.NO_STREAM, events=[NewEvent("t", b"{}")])
+        assert [e.type for e in esdb.get_stream(stream)] == ["t"]
+        esdb.close()
