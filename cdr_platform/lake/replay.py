@@ -11,15 +11,18 @@ from an old backup) or after a parsing fix. Guarantees:
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 
 import duckdb
 from esdbclient import EventStoreDBClient
 
+from cdr_platform.errors import PlatformError
 from cdr_platform.events import MEMBER_EVENT_TYPES, USAGE_EVENT_TYPES, Rejection, parse_event
+from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.dead_letter import ReprocessResult, reprocess_dead_letter
 from cdr_platform.lake.landing import (
     EventStoreCheckpoint,
@@ -61,6 +64,34 @@ class ReplayRange:
         return after_start and (self.occurred_to is None or parsed.occurred_at < self.occurred_to)
 
 
+class ReplayRangeError(PlatformError):
+    """A replay name was resumed with another range than it started with."""
+
+
+def _describe(replay_range: ReplayRange) -> str:
+    fields = asdict(replay_range)
+    return json.dumps(
+        {k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}, sort_keys=True
+    )
+
+
+def _claim_name(con: duckdb.DuckDBPyConnection, name: str, replay_range: ReplayRange) -> None:
+    """Record the range a replay name stands for; refuse to resume that name with another one."""
+    wanted = _describe(replay_range)
+
+    def claim() -> None:
+        row = con.execute("SELECT replay_range FROM meta.replay_ranges WHERE name = ?", [name]).fetchone()
+        if row is None:
+            con.execute("INSERT INTO meta.replay_ranges VALUES (?, ?)", [name, wanted])
+        elif row[0] != wanted:
+            raise ReplayRangeError(
+                f"replay {name!r} was started with range {row[0]}; resume it with the same range, "
+                "or give the new range a new name"
+            )
+
+    in_transaction(con, claim)
+
+
 @dataclass
 class ReplayReport:
     name: str
@@ -94,6 +125,7 @@ def replay_from_eventstore(
     log: Callable[[str], None] = lambda _: None,
 ) -> ReplayReport:
     """Replay the range into the raw layer, page by page, resuming from the replay's checkpoint."""
+    _claim_name(con, name, replay_range)
     report = ReplayReport(name)
     started = time.monotonic()
     consumer = replay_consumer(name)

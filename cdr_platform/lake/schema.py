@@ -58,6 +58,7 @@ DDL = [
         recorded_at TIMESTAMPTZ
     )""",
     "CREATE TABLE IF NOT EXISTS meta.raw_writer (claimed_at TIMESTAMPTZ NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta.replay_ranges (name VARCHAR NOT NULL, replay_range VARCHAR NOT NULL)",
     """CREATE TABLE IF NOT EXISTS meta.eventstore_checkpoints (
         consumer VARCHAR NOT NULL,
         commit_position UBIGINT NOT NULL,

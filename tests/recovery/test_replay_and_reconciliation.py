@@ -13,7 +13,7 @@ from cdr_platform.events import encode_event
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
 from cdr_platform.lake.landing import LandingBatch, SourceRecord, land_batch
 from cdr_platform.lake.reconciliation import reconcile_usage_events
-from cdr_platform.lake.replay import ReplayRange, replay_from_eventstore
+from cdr_platform.lake.replay import ReplayRange, ReplayRangeError, replay_from_eventstore
 from cdr_platform.sources.kinesis_client import kinesis_client
 from tests.events.samples import build_event
 from tests.eventstore_helpers import append_events, member_events
@@ -70,6 +70,13 @@ def test_replay_killed_halfway_resumes_and_ends_identical(
     assert resumed.resumed_from is not None
     assert resumed.read == 150  # only what had not committed
     assert {str(r[0]) for r in _table(lake, "raw.usage_events")} == {str(e.event_id) for e in usage}
+
+
+def test_a_replay_name_cannot_resume_with_another_range(lake: duckdb.DuckDBPyConnection, esdb) -> None:
+    append_events(esdb, usage_events(10, prefix="named"))
+    replay_from_eventstore(lake, esdb, "named", ReplayRange(from_position=None, to_position=None))
+    with pytest.raises(ReplayRangeError, match="was started with range"):
+        replay_from_eventstore(lake, esdb, "named", ReplayRange(to_position=1))
 
 
 def test_replay_of_a_time_range_lands_only_that_range(lake: duckdb.DuckDBPyConnection, esdb) -> None:
