@@ -5,24 +5,17 @@ Baselines in the same run: plain ``json.loads`` (no validation) and the bare pyd
 """
 
 import json
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdr_platform.events import CallEnded, encode_event, make_event, parse_event
+from tests.events.samples import SAMPLE_PAYLOADS
 
-PAYLOAD = {
-    "record_type": "mo_call_record",
-    "calling_party_number": "447700900123",
-    "called_party_number": "447700900456",
-    "served_imsi": "234150123456789",
-    "served_imei": "356938035643809",
-    "cell_id": "234-15-0x1a2b3c4",
-    "location_area_code": 4321,
-    "rat_type": "EUTRAN",
-    "roaming": False,
-    "call_duration_s": 83.4,
-    "cause_for_termination": "normal_release",
-}
+PAYLOAD = SAMPLE_PAYLOADS["call_ended"]
 KW = dict(
     occurred_at=datetime(2025, 3, 1, 12, 0, tzinfo=UTC),
     member_id="M0001234",

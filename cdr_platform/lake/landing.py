@@ -22,21 +22,12 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from cdr_platform.events import MEMBER_EVENT_TYPES, Event, Rejection, parse_event
+from cdr_platform.events import MEMBER_EVENT_TYPES, Event, EventRow, Rejection, parse_event
 from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.schema import RAW_TABLES
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d3e-3b0a-4d53-9d8e-5a1c2b7e9f10")
-EVENT_COLUMNS = [
-    "event_id",
-    "event_type",
-    "schema_version",
-    "occurred_at",
-    "member_id",
-    "correlation_id",
-    "producer",
-    "payload",
-]
+EVENT_COLUMNS = [name.removesuffix("_json") for name in EventRow._fields]  # payload_json lands as payload
 
 
 @dataclass(frozen=True)

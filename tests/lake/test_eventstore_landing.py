@@ -9,7 +9,8 @@ import pytest
 from esdbclient import EventStoreDBClient
 
 from cdr_platform.lake.eventstore_landing import land_eventstore
-from cdr_platform.lake.landing import LandingBatch, load_eventstore_checkpoint
+from cdr_platform.lake.landing import load_eventstore_checkpoint
+from tests.crashes import crash_on_call
 from tests.eventstore_helpers import append_events, member_events
 from tests.kinesis_helpers import usage_events
 
@@ -51,16 +52,15 @@ def test_crash_before_commit_then_rerun_lands_exactly_once(
 ) -> None:
     members = member_events(40, prefix="crash")
     append_events(esdb, members)
-    batches = 0
-
-    def crash_on_third(batch: LandingBatch) -> None:
-        nonlocal batches
-        batches += 1
-        if batches == 3:
-            raise RuntimeError("crashed between reading and committing")
-
     with pytest.raises(RuntimeError):
-        land_eventstore(lake, esdb, "members", MEMBER_TYPES, batch_size=10, before_commit=crash_on_third)
+        land_eventstore(
+            lake,
+            esdb,
+            "members",
+            MEMBER_TYPES,
+            batch_size=10,
+            before_commit=crash_on_call(3, RuntimeError("crashed between reading and committing")),
+        )
     assert len(_ids(lake)) == 20
     land_eventstore(lake, esdb, "members", MEMBER_TYPES, batch_size=10)
     assert _ids(lake) == {str(e.event_id) for e in members}

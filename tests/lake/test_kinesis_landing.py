@@ -9,8 +9,8 @@ import duckdb
 import pytest
 
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
-from cdr_platform.lake.landing import LandingBatch
 from cdr_platform.sources.kinesis_client import kinesis_client
+from tests.crashes import crash_on_call
 from tests.kinesis_helpers import new_stream, put_events, put_raw, usage_events
 
 pytestmark = pytest.mark.integration
@@ -45,16 +45,14 @@ def test_crash_between_read_and_commit_lands_exactly_once(
     stream = new_stream(client)
     events = usage_events(200, prefix="crash")
     put_events(client, stream, events)
-    calls = 0
-
-    def crash_on_second_batch(batch: LandingBatch) -> None:
-        nonlocal calls
-        calls += 1
-        if calls == 2:
-            raise InjectedCrash("killed between reading and committing")
-
     with pytest.raises(InjectedCrash):
-        land_kinesis_stream(lake, client, stream, records_per_page=5, before_commit=crash_on_second_batch)
+        land_kinesis_stream(
+            lake,
+            client,
+            stream,
+            records_per_page=5,
+            before_commit=crash_on_call(2, InjectedCrash("killed between reading and committing")),
+        )
     partial = len(_ids(lake))
     assert 0 < partial < 200
     land_kinesis_stream(lake, client, stream)

@@ -15,6 +15,7 @@ from cdr_platform.lake.landing import LandingBatch, SourceRecord, land_batch
 from cdr_platform.lake.reconciliation import reconcile_usage_events
 from cdr_platform.lake.replay import ReplayRange, ReplayRangeError, replay_from_eventstore
 from cdr_platform.sources.kinesis_client import kinesis_client
+from tests.crashes import crash_on_call
 from tests.events.samples import build_event
 from tests.eventstore_helpers import append_events, member_events
 from tests.kinesis_helpers import new_stream, put_events, usage_events
@@ -55,16 +56,14 @@ def test_replay_killed_halfway_resumes_and_ends_identical(
 ) -> None:
     usage = usage_events(250, prefix="resume")
     append_events(esdb, usage)
-    pages = 0
-
-    def die_on_third_page(batch: LandingBatch) -> None:
-        nonlocal pages
-        pages += 1
-        if pages == 3:
-            raise KeyboardInterrupt("replay killed")
-
     with pytest.raises(KeyboardInterrupt):
-        replay_from_eventstore(lake, esdb, "crashy", page_size=50, before_commit=die_on_third_page)
+        replay_from_eventstore(
+            lake,
+            esdb,
+            "crashy",
+            page_size=50,
+            before_commit=crash_on_call(3, KeyboardInterrupt("replay killed")),
+        )
     assert len(_table(lake, "raw.usage_events")) == 100
     resumed = replay_from_eventstore(lake, esdb, "crashy", page_size=50)
     assert resumed.resumed_from is not None
