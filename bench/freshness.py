@@ -36,7 +36,7 @@ from esdbclient import EventStoreDBClient
 
 from cdr_platform.definitions import build_definitions
 from cdr_platform.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR, export_lake_environment
-from cdr_platform.devstack.stack import Devstack
+from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.events.framing import deaggregate
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.reconciliation import refresh_index
@@ -44,10 +44,10 @@ from cdr_platform.settings import Settings
 from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.model import OperatorConfig, build_operator
 from cdr_platform.simulator.producers import EventStoreProducer
-from cdr_platform.simulator.relay import Relay, RelayConfig
 from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.sources.kinesis_client import kinesis_client
 from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
+from cdr_platform.sources.relay import Relay, RelayConfig
 from tests.conftest import local_settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -121,7 +121,7 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as tmp:
         settings = local_settings(Path(tmp), reconcile_settle_seconds=0)
-        with Devstack(settings, persistent=False):
+        with devstack_for(settings, persistent=False):
             esdb = EventStoreDBClient(settings.eventstore_uri)
             kinesis = kinesis_client(settings.aws_region, settings.kinesis_endpoint_url)
             stop = threading.Event()

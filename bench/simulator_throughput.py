@@ -35,10 +35,10 @@ from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.ground_truth import GroundTruthWriter
 from cdr_platform.simulator.model import OperatorConfig, build_operator
 from cdr_platform.simulator.producers import DiscardingSink, EventStoreProducer
-from cdr_platform.simulator.relay import Relay, RelayConfig
 from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.simulator.traffic import day_count, operator_day
 from cdr_platform.sources.kinesis_publisher import KinesisPublisher
+from cdr_platform.sources.relay import Relay, RelayConfig
 
 START = datetime(2025, 3, 3, tzinfo=UTC)
 

@@ -16,9 +16,9 @@ Handler = Callable[[argparse.Namespace], int]
 
 
 def _devstack(args: argparse.Namespace) -> int:
-    from cdr_platform.devstack.stack import Devstack
+    from cdr_platform.devtools.stack import devstack_for
 
-    stack = Devstack(load_settings(), persistent=not args.ephemeral, tls=args.tls)
+    stack = devstack_for(load_settings(), persistent=not args.ephemeral, tls=args.tls)
     if args.action == "up":
         endpoints = stack.up()
         for name, endpoint in endpoints.items():
@@ -44,7 +44,7 @@ def _devstack(args: argparse.Namespace) -> int:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from cdr_platform.demo import run_demo
+    from cdr_platform.devtools.demo import run_demo
 
     return run_demo(load_settings())
 
@@ -91,7 +91,7 @@ def _csv(value: str) -> list[str]:
 
 
 def _dev(args: argparse.Namespace) -> int:
-    from cdr_platform.devloop import run_dev
+    from cdr_platform.devtools.devloop import run_dev
 
     return run_dev(load_settings(), members=args.members, speed=args.speed, port=args.port)
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from cdr_platform.demo import DemoConfig, period_end, run_demo
+from cdr_platform.devtools.demo import DemoConfig, period_end, run_demo
 from cdr_platform.settings import load_settings
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

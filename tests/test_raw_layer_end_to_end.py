@@ -24,9 +24,9 @@ from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.ground_truth import GroundTruthWriter
 from cdr_platform.simulator.model import OperatorConfig, build_operator
 from cdr_platform.simulator.producers import EventStoreProducer
-from cdr_platform.simulator.relay import Relay, RelayConfig
 from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.sources.kinesis_client import kinesis_client
+from cdr_platform.sources.relay import Relay, RelayConfig
 from tests.kinesis_helpers import new_stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

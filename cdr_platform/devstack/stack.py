@@ -1,6 +1,6 @@
 """The embedded local stack: kinesis-local plus the EventStoreDB-compatible server, as processes.
 
-``Devstack`` starts both on the ports named in the settings' endpoints, creates the configured
+``Devstack`` starts both on the ports of its ``StackConfig`` endpoints, creates the configured
 Kinesis streams, and records PIDs and endpoints in ``<data_dir>/devstack/state.json`` so that
 ``cdr-platform devstack status`` and ``down`` find them from another shell. Used as a context
 manager it stops what it started, leaving no process behind.
@@ -28,7 +28,6 @@ from cdr_platform.devstack.kinesis_local import (
     wait_until_serving,
 )
 from cdr_platform.devstack.ports import is_listening, wait_for_port
-from cdr_platform.settings import Settings
 
 START_DEADLINE_S = 60.0
 
@@ -59,18 +58,29 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
+@dataclass(frozen=True)
+class StackConfig:
+    """Where the stack listens and keeps its state; the devtools build it from the platform settings."""
+
+    state_dir: Path
+    kinesis_endpoint_url: str | None
+    eventstore_uri: str
+    streams: tuple[StreamSpec, ...] = ()
+    aws_region: str = "us-east-1"
+
+
 class Devstack:
     """Start, inspect and stop the local Kinesis and EventStoreDB endpoints."""
 
-    def __init__(self, settings: Settings, *, persistent: bool = True, tls: bool = False) -> None:
-        if settings.kinesis_endpoint_url is None:
+    def __init__(self, config: StackConfig, *, persistent: bool = True, tls: bool = False) -> None:
+        if config.kinesis_endpoint_url is None:
             raise DevstackError(
                 "CDR_KINESIS_ENDPOINT_URL is empty (real AWS): the devstack serves local endpoints"
             )
-        self.settings = settings
+        self.config = config
         self.persistent = persistent
         self.tls = tls
-        self.state_dir = settings.devstack_dir
+        self.state_dir = config.state_dir
         self.state_file = self.state_dir / "state.json"
         self._started: dict[str, subprocess.Popen[bytes]] = {}
 
@@ -103,26 +113,26 @@ class Devstack:
             self._write_state(state)
         ensure_streams(
             state["kinesis"].endpoint,
-            [StreamSpec(self.settings.usage_stream, self.settings.usage_stream_shards)],
+            list(self.config.streams),
         )
         return {name: s.endpoint for name, s in state.items()}
 
     def _start_kinesis(self) -> ServiceState:
-        endpoint = self.settings.kinesis_endpoint_url
+        endpoint = self.config.kinesis_endpoint_url
         assert endpoint is not None
         host, port = _host_port(endpoint, 4568)
         if is_listening(host, port):
             raise DevstackError(f"port {port} is taken by another process: set CDR_KINESIS_ENDPOINT_URL")
         persist = self.state_dir / "kinesis" if self.persistent else None
         process = start_kinesis_local(
-            port, self.state_dir / "kinesis.log", persist_dir=persist, region=self.settings.aws_region
+            port, self.state_dir / "kinesis.log", persist_dir=persist, region=self.config.aws_region
         )
         self._started["kinesis"] = process
         wait_until_serving(endpoint, process, START_DEADLINE_S)
         return ServiceState(process.pid, endpoint)
 
     def _start_eventstore(self) -> ServiceState:
-        host, port = _host_port(self.settings.eventstore_uri, 2113)
+        host, port = _host_port(self.config.eventstore_uri, 2113)
         if is_listening(host, port):
             raise DevstackError(f"port {port} is taken by another process: set CDR_EVENTSTORE_URI")
         storage = ["--db", str(self.state_dir / "eventstore.sqlite")] if self.persistent else ["--memory"]
@@ -154,7 +164,7 @@ class Devstack:
         if self.tls:
             # esdbclient 1.0.25 wants credentials with TLS, and the CA as CDR_EVENTSTORE_ROOT_CERTIFICATES.
             return ServiceState(process.pid, f"esdb://admin:changeit@{host}:{port}?Tls=true")
-        return ServiceState(process.pid, self.settings.eventstore_uri)
+        return ServiceState(process.pid, self.config.eventstore_uri)
 
     def down(self) -> list[str]:
         """Stop every recorded process (SIGTERM for the event store, SIGKILL for kinesis-local)."""

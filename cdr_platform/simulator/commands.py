@@ -190,9 +190,9 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def run_relay(args: argparse.Namespace) -> int:
     from cdr_platform.settings import load_settings
-    from cdr_platform.simulator.relay import Relay, RelayConfig
     from cdr_platform.sources.eventstore_reader import connect_eventstore_from
     from cdr_platform.sources.kinesis_client import kinesis_client
+    from cdr_platform.sources.relay import Relay, RelayConfig
 
     settings = load_settings()
     stream = args.stream or settings.usage_stream

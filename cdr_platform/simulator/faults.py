@@ -18,11 +18,14 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from cdr_platform.events import MAX_EVENT_BYTES
+from cdr_platform.events.framing import UserRecord
+from cdr_platform.sources.relay import InjectedBatch, SourceEvent
 
 MalformedKind = Literal["not_json", "missing_field", "unknown_event_type", "oversize"]
 MALFORMED_KINDS: tuple[MalformedKind, ...] = ("not_json", "missing_field", "unknown_event_type", "oversize")
@@ -60,6 +63,19 @@ class FaultConfig:
     def relay_faults_enabled(self) -> bool:
         rates = (self.drop_rate, self.duplicate_rate, self.reorder_rate, self.malformed_rate)
         return any(rates) or self.reshard_after_events is not None
+
+    def inject(self, batch: Sequence[SourceEvent], events_published: int, resharded: bool) -> InjectedBatch:
+        """The relay's ``FaultInjector``: this batch with its faults, and a reshard once, mid-batch."""
+        records, entries = apply_relay_faults(batch, self)
+        after = self.reshard_after_events
+        if after is None or resharded or events_published + len(records) < after:
+            return InjectedBatch(records, [e.to_json() for e in entries])
+        split = max(0, after - events_published)  # reshard mid-batch, at the configured point
+        return InjectedBatch(records, [e.to_json() for e in entries], split, self.reshard_to_shards)
+
+    def reshard_log_line(self, from_shards: int, to_shards: int, after_events: int) -> str:
+        detail = {"from_shards": from_shards, "to_shards": to_shards, "after_events": after_events}
+        return FaultLogEntry("reshard", detail=detail).to_json()
 
 
 def fault_draw(seed: int, kind: str, key: str) -> float:
@@ -134,3 +150,46 @@ def read_fault_log(path: Path) -> list[FaultLogEntry]:
             seen.add(line)
             entries.append(FaultLogEntry(**json.loads(line)))
     return entries
+
+
+def apply_relay_faults(
+    batch: Sequence[SourceEvent], faults: FaultConfig
+) -> tuple[list[UserRecord], list[FaultLogEntry]]:
+    """The records to publish for ``batch`` (in publish order) and the faults injected into them.
+
+    Reordered records move ``shift`` slots later, duplicates follow ``reorder_window`` slots later, and a
+    malformed record sits right after the event it was derived from (which is still published).
+    """
+    if not faults.relay_faults_enabled:
+        return [UserRecord(e.member_id, e.data) for e in batch], []
+    seed = faults.seed
+    placed: list[tuple[float, UserRecord]] = []
+    entries: list[FaultLogEntry] = []
+
+    def entry(fault: FaultKind, event: SourceEvent, **detail: object) -> FaultLogEntry:
+        return FaultLogEntry(
+            fault, event.event_id, event.event_type, event.member_id, event.commit_position, detail
+        )
+
+    for index, event in enumerate(batch):
+        if faults.drop_rate and fault_draw(seed, "drop", event.event_id) < faults.drop_rate:
+            entries.append(entry("drop", event))
+            continue
+        slot = float(index)
+        if faults.reorder_rate and fault_draw(seed, "reorder", event.event_id) < faults.reorder_rate:
+            shift = 1 + int(fault_draw(seed, "reorder-shift", event.event_id) * faults.reorder_window)
+            slot += shift + 0.5
+            entries.append(entry("reorder", event, shift=shift))
+        record = UserRecord(event.member_id, event.data)
+        placed.append((slot, record))
+        if faults.duplicate_rate and fault_draw(seed, "duplicate", event.event_id) < faults.duplicate_rate:
+            placed.append((index + faults.reorder_window + 0.25, record))
+            entries.append(entry("duplicate", event))
+        if faults.malformed_rate and fault_draw(seed, "malformed", event.event_id) < faults.malformed_rate:
+            bad = malformed_record(seed, event.event_id, event.member_id, event.data)
+            placed.append((index + 0.75, UserRecord(bad.partition_key, bad.data)))
+            entries.append(
+                entry("malformed", event, kind=bad.kind, record_id=bad.record_id, sha256=bad.sha256)
+            )
+    placed.sort(key=lambda pair: pair[0])
+    return [record for _, record in placed], entries

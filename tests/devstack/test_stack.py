@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 
-from cdr_platform.devstack.stack import Devstack, pid_alive
+from cdr_platform.devstack.stack import pid_alive
+from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.sources.kinesis_client import kinesis_client
 from tests.conftest import local_settings
 
@@ -31,7 +32,7 @@ def _read_all_records(client, stream: str) -> list[bytes]:
 
 def test_up_serves_kinesis_and_eventstore_then_down_leaves_nothing(tmp_path: Path) -> None:
     settings = local_settings(tmp_path)
-    stack = Devstack(settings, persistent=False)
+    stack = devstack_for(settings, persistent=False)
     with stack as endpoints:
         pids = [json.loads(stack.state_file.read_text())[name]["pid"] for name in ("kinesis", "eventstore")]
         assert set(stack.status()) == {"kinesis", "eventstore"}
@@ -101,7 +102,7 @@ def test_missing_node_gives_one_clear_message(tmp_path: Path) -> None:
 
 def test_eventstore_over_tls_with_a_generated_certificate(tmp_path: Path) -> None:
     settings = local_settings(tmp_path)
-    stack = Devstack(settings, persistent=False, tls=True)
+    stack = devstack_for(settings, persistent=False, tls=True)
     with stack as endpoints:
         assert "Tls=true" in endpoints["eventstore"]
         certificate = (stack.tls_dir / "server.crt").read_text()

@@ -10,10 +10,10 @@ import pytest
 
 from cdr_platform.events import Rejection, RejectionReason, parse_event
 from cdr_platform.simulator.builders import produce
-from cdr_platform.simulator.faults import FaultConfig, malformed_record, read_fault_log
+from cdr_platform.simulator.faults import FaultConfig, apply_relay_faults, malformed_record, read_fault_log
 from cdr_platform.simulator.model import OperatorConfig, build_operator
-from cdr_platform.simulator.relay import SourceEvent, apply_relay_faults
 from cdr_platform.simulator.traffic import operator_day
+from cdr_platform.sources.relay import SourceEvent
 from tests.simulator.conftest import START
 
 

@@ -23,16 +23,16 @@ from cdr_platform.simulator.faults import FaultConfig, read_fault_log
 from cdr_platform.simulator.ground_truth import GroundTruthWriter
 from cdr_platform.simulator.model import OperatorConfig, build_operator
 from cdr_platform.simulator.producers import EventStoreProducer
-from cdr_platform.simulator.relay import (
+from cdr_platform.simulator.simulation import Simulation
+from cdr_platform.simulator.traffic import operator_day
+from cdr_platform.sources.kinesis_publisher import KinesisPublisher
+from cdr_platform.sources.relay import (
     Relay,
     RelayConfig,
     RelayState,
     read_checkpoint,
     write_checkpoint,
 )
-from cdr_platform.simulator.simulation import Simulation
-from cdr_platform.simulator.traffic import operator_day
-from cdr_platform.sources.kinesis_publisher import KinesisPublisher
 from tests.kinesis_helpers import new_stream
 from tests.simulator.conftest import START
 from tests.simulator.kinesis_readback import read_user_records

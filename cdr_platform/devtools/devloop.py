@@ -16,6 +16,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.settings import PROJECT_ROOT, Settings
 
 
@@ -27,9 +28,7 @@ def _background(command: list[str], log: Path) -> subprocess.Popen[bytes]:
 
 def run_dev(settings: Settings, *, members: int = 500, speed: float = 60.0, port: int = 3000) -> int:
     """Run the development loop until Ctrl-C; returns Dagster's exit code."""
-    from cdr_platform.devstack.stack import Devstack  # the dev loop runs the devstack; product code does not
-
-    endpoints = Devstack(settings, persistent=True).up()
+    endpoints = devstack_for(settings, persistent=True).up()
     print(f"devstack: {endpoints}")
     logs = settings.data_dir / "dev"
     cli = [sys.executable, "-m", "cdr_platform.cli"]

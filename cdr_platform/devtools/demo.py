@@ -112,8 +112,8 @@ def simulate(settings: Settings, config: DemoConfig) -> Path:
 
 def relay(settings: Settings, config: DemoConfig) -> None:
     from cdr_platform.simulator.faults import FaultConfig
-    from cdr_platform.simulator.relay import Relay, RelayConfig
     from cdr_platform.sources.kinesis_client import kinesis_client
+    from cdr_platform.sources.relay import Relay, RelayConfig
 
     faults = FaultConfig(
         seed=config.seed,
@@ -185,13 +185,13 @@ def reconcile(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome
 
 def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
     """Run the whole platform once on an embedded stack; returns the process exit code."""
-    from cdr_platform.devstack.stack import Devstack  # the demo runs the devstack; product code does not
+    from cdr_platform.devtools.stack import devstack_for
 
     config = config or DemoConfig()
     settings = demo_settings(settings)
     outcome = DemoOutcome()
     started = time.monotonic()
-    with Devstack(settings, persistent=False) as endpoints:
+    with devstack_for(settings, persistent=False) as endpoints:
         _say(f"devstack: {endpoints}")
         with _Step(outcome, f"simulate {config.days} days of traffic into EventStoreDB"):
             truth_dir = simulate(settings, config)

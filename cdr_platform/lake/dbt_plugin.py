@@ -24,7 +24,7 @@ SALT_VARIABLE = "cdr_pseudonymisation_salt"
 
 
 class Plugin(BasePlugin):
-    """Referenced from ``dbt_project/profiles.yml`` as ``cdr_platform.analytics.dbt_plugin``."""
+    """Referenced from ``dbt_project/profiles.yml`` as ``cdr_platform.lake.dbt_plugin``."""
 
     def initialize(self, plugin_config: dict[str, Any]) -> None:
         settings = load_settings()

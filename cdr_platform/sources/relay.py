@@ -13,8 +13,9 @@ How it keeps its guarantees:
   batch: events may be published twice, never lost. Consumers deduplicate on event_id.
 - Reshards: the shard map is refreshed periodically, when put_records reports a shard the map does not
   know (the stream was resharded under us), and after a reshard the relay itself performs.
-- Faults (``FaultConfig``) are injected here, deterministically per event id, and logged as JSON
-  lines before the checkpoint moves past them.
+- Faults: a ``FaultInjector`` (the simulator's ``FaultConfig`` in tests and the demo; none in
+  production) may rewrite each batch; what it injected is logged as JSON lines before the
+  checkpoint moves past it.
 """
 
 from __future__ import annotations
@@ -26,9 +27,9 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint, RecordedEvent
@@ -37,7 +38,6 @@ from esdbclient.exceptions import EventStoreDBClientException
 from cdr_platform.errors import PlatformError
 from cdr_platform.events import USAGE_EVENT_TYPES
 from cdr_platform.events.framing import DEFAULT_TARGET_BYTES, UserRecord
-from cdr_platform.simulator.faults import FaultConfig, FaultKind, FaultLogEntry, fault_draw, malformed_record
 from cdr_platform.sources.eventstore_reader import type_filter
 from cdr_platform.sources.kinesis_publisher import KinesisPublisher
 
@@ -46,6 +46,38 @@ log = logging.getLogger(__name__)
 
 class RelayError(PlatformError):
     """The relay cannot continue; the message says what failed and what to check."""
+
+
+@dataclass(frozen=True, slots=True)
+class SourceEvent:
+    event_id: str
+    event_type: str
+    member_id: str
+    data: bytes
+    commit_position: int
+
+
+@dataclass(frozen=True)
+class InjectedBatch:
+    """What a fault injector made of a batch: the records to publish, in order, and its log lines."""
+
+    records: list[UserRecord]
+    fault_log: list[str]
+    reshard_after: int | None = None
+    """Reshard the stream after this many of ``records`` have been put (None: no reshard)."""
+    reshard_to_shards: int | None = None
+
+
+class FaultInjector(Protocol):
+    """Deliberate faults between EventStoreDB and Kinesis (the simulator's); production has none."""
+
+    def inject(self, batch: Sequence[SourceEvent], events_published: int, resharded: bool) -> InjectedBatch:
+        """The batch as it should reach Kinesis, decided per event so that restarts decide alike."""
+        ...
+
+    def reshard_log_line(self, from_shards: int, to_shards: int, after_events: int) -> str:
+        """The fault-log line for a reshard the relay performed at the injector's request."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -59,7 +91,7 @@ class RelayConfig:
     aggregate_bytes: int = DEFAULT_TARGET_BYTES
     shard_refresh_s: float = 30.0
     max_put_attempts: int = 10
-    faults: FaultConfig = field(default_factory=FaultConfig)
+    faults: FaultInjector | None = None
 
     @property
     def resolved_fault_log(self) -> Path:
@@ -100,15 +132,6 @@ def write_checkpoint(path: Path, state: RelayState) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
-
-
-@dataclass(frozen=True, slots=True)
-class SourceEvent:
-    event_id: str
-    event_type: str
-    member_id: str
-    data: bytes
-    commit_position: int
 
 
 @dataclass(frozen=True)
@@ -172,49 +195,6 @@ class _Subscription:
         self._stopping.set()
         self._subscription.stop()
         self._thread.join(timeout=10)
-
-
-def apply_relay_faults(
-    batch: Sequence[SourceEvent], faults: FaultConfig
-) -> tuple[list[UserRecord], list[FaultLogEntry]]:
-    """The records to publish for ``batch`` (in publish order) and the faults injected into them.
-
-    Reordered records move ``shift`` slots later, duplicates follow ``reorder_window`` slots later, and a
-    malformed record sits right after the event it was derived from (which is still published).
-    """
-    if not faults.relay_faults_enabled:
-        return [UserRecord(e.member_id, e.data) for e in batch], []
-    seed = faults.seed
-    placed: list[tuple[float, UserRecord]] = []
-    entries: list[FaultLogEntry] = []
-
-    def entry(fault: FaultKind, event: SourceEvent, **detail: object) -> FaultLogEntry:
-        return FaultLogEntry(
-            fault, event.event_id, event.event_type, event.member_id, event.commit_position, detail
-        )
-
-    for index, event in enumerate(batch):
-        if faults.drop_rate and fault_draw(seed, "drop", event.event_id) < faults.drop_rate:
-            entries.append(entry("drop", event))
-            continue
-        slot = float(index)
-        if faults.reorder_rate and fault_draw(seed, "reorder", event.event_id) < faults.reorder_rate:
-            shift = 1 + int(fault_draw(seed, "reorder-shift", event.event_id) * faults.reorder_window)
-            slot += shift + 0.5
-            entries.append(entry("reorder", event, shift=shift))
-        record = UserRecord(event.member_id, event.data)
-        placed.append((slot, record))
-        if faults.duplicate_rate and fault_draw(seed, "duplicate", event.event_id) < faults.duplicate_rate:
-            placed.append((index + faults.reorder_window + 0.25, record))
-            entries.append(entry("duplicate", event))
-        if faults.malformed_rate and fault_draw(seed, "malformed", event.event_id) < faults.malformed_rate:
-            bad = malformed_record(seed, event.event_id, event.member_id, event.data)
-            placed.append((index + 0.75, UserRecord(bad.partition_key, bad.data)))
-            entries.append(
-                entry("malformed", event, kind=bad.kind, record_id=bad.record_id, sha256=bad.sha256)
-            )
-    placed.sort(key=lambda pair: pair[0])
-    return [record for _, record in placed], entries
 
 
 class Relay:
@@ -316,32 +296,36 @@ class Relay:
         write_checkpoint(self.config.checkpoint_path, self.state)
 
     # -- faults ------------------------------------------------------------------------------------------
-    def _log_faults(self, entries: list[FaultLogEntry]) -> None:
-        if not entries:
+    def _log_faults(self, lines: list[str]) -> None:
+        if not lines:
             return
         path = self.config.resolved_fault_log
         path.parent.mkdir(parents=True, exist_ok=True)
         with path.open("a") as handle:
-            handle.writelines(entry.to_json() + "\n" for entry in entries)
+            handle.writelines(line + "\n" for line in lines)
             handle.flush()
             os.fsync(handle.fileno())
-        self._faults_logged += len(entries)
+        self._faults_logged += len(lines)
 
     # -- publishing --------------------------------------------------------------------------------------
     def _publish(self, batch: list[SourceEvent]) -> int:
-        """Publish a batch with its faults; returns how many user records were put."""
-        records, entries = apply_relay_faults(batch, self.config.faults)
-        after = self.config.faults.reshard_after_events
+        """Publish a batch (with its injected faults, if any); returns how many user records were put."""
+        faults = self.config.faults
+        if faults is None:
+            records = [UserRecord(e.member_id, e.data) for e in batch]
+            self.publisher.put(records)
+            return len(records)
+        injected = faults.inject(batch, self.state.events_published, self.state.resharded)
+        records, lines = list(injected.records), list(injected.fault_log)
         total = len(records)
-        if after is not None and not self.state.resharded and self.state.events_published + total >= after:
-            split = max(0, after - self.state.events_published)  # reshard mid-batch, at the configured point
+        if injected.reshard_after is not None:
+            split = injected.reshard_after
             self.publisher.put(records[:split])
             del records[:split]
-            before, target = self.publisher.reshard(self.config.faults.reshard_to_shards)
+            before, target = self.publisher.reshard(injected.reshard_to_shards)
             self.state = RelayState(self.state.commit_position, self.state.events_published, resharded=True)
-            detail = {"from_shards": before, "to_shards": target, "after_events": after}
-            entries.append(FaultLogEntry("reshard", detail=detail))
+            lines.append(faults.reshard_log_line(before, target, self.state.events_published + split))
             log.info("resharded %s from %d to %d shards", self.config.stream_name, before, target)
         self.publisher.put(records)
-        self._log_faults(entries)
+        self._log_faults(lines)
         return total
