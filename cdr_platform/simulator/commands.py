@@ -54,11 +54,7 @@ def _picked(args: argparse.Namespace, prefix: str) -> dict[str, Any]:
 
 def _with_uri(settings: Any, args: argparse.Namespace) -> Any:
     """The settings, with ``--eventstore-uri`` in place of the configured URI when given."""
-    return (
-        settings.model_copy(update={"eventstore_uri": args.eventstore_uri})
-        if args.eventstore_uri
-        else settings
-    )
+    return settings.with_changes(eventstore_uri=args.eventstore_uri) if args.eventstore_uri else settings
 
 
 def add_simulator_commands(subparsers: Any) -> None:
@@ -124,6 +120,12 @@ def add_simulator_commands(subparsers: Any) -> None:
         "--stop-after-events", type=int, default=None, help="testing: exit as if crashed after N events"
     )
     relay.add_argument("--quiet", action="store_true", help="no progress line")
+    relay.add_argument(
+        "--retry-base-s", type=float, default=0.5, help="first wait after an endpoint error (default: 0.5)"
+    )
+    relay.add_argument(
+        "--retry-cap-s", type=float, default=30.0, help="longest wait between retries (default: 30)"
+    )
     relay_faults = relay.add_argument_group("relay faults")
     relay_faults.add_argument("--fault-seed", dest="rfault_seed", type=int, default=0)
     for name in ("drop_rate", "duplicate_rate", "reorder_rate", "malformed_rate"):
@@ -188,26 +190,59 @@ def run_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def run_relay(args: argparse.Namespace) -> int:
-    from cdr_platform.settings import load_settings
-    from cdr_platform.sources.eventstore_reader import connect_eventstore_from
-    from cdr_platform.sources.kinesis_client import kinesis_client
-    from cdr_platform.sources.relay import Relay, RelayConfig
+def _connect_eventstore(settings: Any, config: Any) -> Any:
+    """The EventStoreDB client, retried like any outage: an esdb+discover:// URI reads the cluster's
+    gossip when connecting, which fails while the cluster is down (an esdb:// URI connects lazily)."""
+    import logging
 
+    from cdr_platform.sources.backoff import Backoff
+    from cdr_platform.sources.eventstore_reader import EventStoreReadError, connect_eventstore_from
+    from cdr_platform.sources.relay import RelayConfigError, describe_failure, is_configuration_error
+
+    backoff = Backoff(config.retry_base_s, config.retry_cap_s)
+    while True:
+        try:
+            return connect_eventstore_from(settings)
+        except EventStoreReadError as exc:
+            reason = describe_failure(exc.__cause__ or exc)  # the cause names hosts, never the password
+            if is_configuration_error(exc):
+                raise RelayConfigError(reason) from exc
+            delay = backoff.next_delay()
+            logging.getLogger(__name__).warning("relay: %s; connecting again in %.2fs", reason, delay)
+            time.sleep(delay)  # a backoff, not a wait for a condition; Ctrl-C interrupts it
+
+
+def run_relay(args: argparse.Namespace) -> int:
+    """Relay until stopped (or caught up): endpoint outages are logged and retried, never fatal; a
+    configuration error ends it with one line and exit code 2."""
+    import logging
+
+    from cdr_platform.settings import load_settings
+    from cdr_platform.sources.kinesis_client import kinesis_client
+    from cdr_platform.sources.relay import Relay, RelayConfig, RelayConfigError
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = load_settings()
     stream = args.stream or settings.usage_stream
     checkpoint = args.checkpoint or settings.data_dir / "relay" / f"{stream}.checkpoint.json"
     faults = FaultConfig(**_picked(args, "rfault_"))
-    config = RelayConfig(
-        stream_name=stream,
-        checkpoint_path=checkpoint,
-        fault_log_path=args.fault_log,
-        batch_events=args.batch_events,
-        faults=faults,
-    )
-    eventstore = connect_eventstore_from(_with_uri(settings, args))
-    kinesis = kinesis_client(settings.aws_region, args.kinesis_endpoint_url or settings.kinesis_endpoint_url)
-    relay = Relay(eventstore, kinesis, config)
+    try:
+        config = RelayConfig(
+            stream_name=stream,
+            checkpoint_path=checkpoint,
+            fault_log_path=args.fault_log,
+            batch_events=args.batch_events,
+            retry_base_s=args.retry_base_s,
+            retry_cap_s=args.retry_cap_s,
+            faults=faults,
+        )
+        eventstore = _connect_eventstore(_with_uri(settings, args), config)
+        endpoint = args.kinesis_endpoint_url or settings.kinesis_endpoint_url
+        kinesis = kinesis_client(settings.aws_region, endpoint)
+        relay = Relay(eventstore, kinesis, config)
+    except (RelayConfigError, ValueError) as exc:
+        print(f"relay configuration error: {exc}", file=sys.stderr)
+        return 2
     started = time.monotonic()
     first = relay.state.events_published
     tty = sys.stderr.isatty()
@@ -228,6 +263,9 @@ def run_relay(args: argparse.Namespace) -> int:
             stop_after_events=args.stop_after_events,
             on_batch=show,
         )
+    except RelayConfigError as exc:
+        print(f"relay configuration error: {exc}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         stop.set()
         print("\nstopped; the checkpoint holds the last acknowledged position", file=sys.stderr)
@@ -236,6 +274,7 @@ def run_relay(args: argparse.Namespace) -> int:
         print(file=sys.stderr)
     print(
         f"read {result.events_read:,} events, {result.records_put:,} Kinesis records put, checkpoint "
-        f"{result.commit_position} ({checkpoint}), {result.faults} faults logged"
+        f"{result.commit_position} ({checkpoint}), {result.faults} faults logged, "
+        f"{result.retries} endpoint errors retried"
     )
     return 0

@@ -19,9 +19,10 @@ from typing import Any
 from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint, RecordedEvent
 from esdbclient.exceptions import DeadlineExceeded, EventStoreDBClientException
+from pydantic import SecretStr
 
 from cdr_platform.errors import PlatformError
-from cdr_platform.settings import Settings
+from cdr_platform.settings import Settings, redacted_uri
 
 
 class EventStoreReadError(PlatformError):
@@ -55,7 +56,9 @@ def type_filter(event_types: Iterable[str]) -> list[str]:
 def connect_eventstore_from(settings: Settings) -> EventStoreDBClient:
     """The client for the configured cluster, with its CA certificate when one is configured."""
     certificates = settings.eventstore_root_certificates
-    return connect_eventstore(settings.eventstore_uri, certificates.read_text() if certificates else None)
+    uri = settings.eventstore_uri  # a SecretStr, or a plain str in copies made with model_copy
+    plain = uri.get_secret_value() if isinstance(uri, SecretStr) else uri
+    return connect_eventstore(plain, certificates.read_text() if certificates else None)
 
 
 def connect_eventstore(uri: str, root_certificates: str | None = None) -> EventStoreDBClient:
@@ -63,7 +66,7 @@ def connect_eventstore(uri: str, root_certificates: str | None = None) -> EventS
     try:
         return EventStoreDBClient(uri=uri, root_certificates=root_certificates)
     except EventStoreDBClientException as exc:
-        raise EventStoreReadError(f"EventStoreDB at {uri} is unreachable: {exc!r}") from exc
+        raise EventStoreReadError(f"EventStoreDB at {redacted_uri(uri)} is unreachable: {exc!r}") from exc
 
 
 def read_filtered_batch(

@@ -101,11 +101,24 @@ class KinesisPublisher:
         self.sleep = sleep
         self.records_put = 0
         self._rng = random.Random()
-        self.refresh()
+        self._shard_map: ShardMap | None = None
+        self._loaded = 0.0
 
-    def refresh(self) -> None:
-        self.shard_map = load_shard_map(self.client, self.stream_name)
+    @property
+    def shard_map(self) -> ShardMap:
+        """The open shards, loaded on first use (building a publisher never calls Kinesis) and when stale."""
+        if self._shard_map is None or time.monotonic() - self._loaded > self.shard_refresh_s:
+            return self.refresh()
+        return self._shard_map
+
+    def refresh(self) -> ShardMap:
+        self._shard_map = load_shard_map(self.client, self.stream_name)
         self._loaded = time.monotonic()
+        return self._shard_map
+
+    def forget_shards(self) -> None:
+        """Drop the shard map, so the next put lists the shards again (after an outage, say)."""
+        self._shard_map = None
 
     def reshard(self, target: int | None = None) -> tuple[int, int]:
         """UpdateShardCount to ``target`` (default: double), wait until ACTIVE; returns (before, after)."""
@@ -122,12 +135,17 @@ class KinesisPublisher:
         return before, target
 
     def put(self, records: Sequence[UserRecord]) -> None:
-        """Put every record, in order per shard; raises ``KinesisPublishError`` if Kinesis keeps refusing."""
-        if time.monotonic() - self._loaded > self.shard_refresh_s:
-            self.refresh()
+        """Put every record, in order per shard; raises ``KinesisPublishError`` if Kinesis keeps refusing.
+
+        Nothing to put calls nothing. Endpoint errors (botocore's) propagate unchanged: what was put before
+        them stays put, so a caller that retries the whole batch publishes some records twice, never none.
+        """
+        if not records:
+            return
+        shard_map = self.shard_map
         queues: dict[str, list[UserRecord]] = {}
         for record in records:
-            queues.setdefault(self.shard_map.shard_for(record.partition_key), []).append(record)
+            queues.setdefault(shard_map.shard_for(record.partition_key), []).append(record)
         pending = {shard: list(pack_records(recs, self.aggregate_bytes)) for shard, recs in queues.items()}
         attempts = 0
         while pending:
@@ -139,7 +157,7 @@ class KinesisPublisher:
                     break
                 heads.append((shard, head))
                 size += len(head.data)
-            failed, unknown_shard = self._put_heads(heads)
+            failed, unknown_shard = self._put_heads(heads, shard_map.ids)
             for shard, _ in heads:
                 if shard not in failed:
                     pending[shard].pop(0)
@@ -167,7 +185,7 @@ class KinesisPublisher:
             else:
                 attempts = 0
 
-    def _put_heads(self, heads: list[tuple[str, UserRecord]]) -> tuple[set[str], bool]:
+    def _put_heads(self, heads: list[tuple[str, UserRecord]], known: frozenset[str]) -> tuple[set[str], bool]:
         try:
             response = call_with_backoff(
                 self.client.put_records,
@@ -183,5 +201,5 @@ class KinesisPublisher:
                 failed.add(shard)
             else:
                 self.records_put += 1
-                unknown = unknown or result.get("ShardId") not in self.shard_map.ids
+                unknown = unknown or result.get("ShardId") not in known
         return failed, unknown

@@ -16,6 +16,22 @@ How it keeps its guarantees:
 - Faults: a ``FaultInjector`` (the simulator's ``FaultConfig`` in tests and the demo; none in
   production) may rewrite each batch; what it injected is logged as JSON lines before the
   checkpoint moves past it.
+
+What survives what:
+- Endpoint errors are retried forever: Kinesis unreachable, timing out or closing the connection,
+  answering ResourceNotFound, or throttling beyond the publisher's own retries; EventStoreDB
+  unavailable, past a deadline, or ending the subscription (a server shutting down ends it cleanly).
+  Each retry logs one warning line with the reason, waits a capped exponential backoff with full jitter
+  (``retry_base_s`` doubling up to ``retry_cap_s``, back to the base once a checkpoint is written
+  again), then subscribes anew from the last checkpoint with a fresh shard map. Events read but not yet
+  acknowledged are read again: an outage adds duplicates, never gaps. ResourceNotFound is retried
+  because a restarting Kinesis endpoint or a re-created stream looks just like a wrong stream name; the
+  log line names the stream, so a typo shows up there.
+- Configuration errors end the relay with ``RelayConfigError``, since no retry can fix them: an
+  unreadable checkpoint file; credentials missing or rejected (Kinesis AccessDenied, UnrecognizedClient,
+  InvalidSignature and the like; EventStoreDB access denied or unauthenticated); a TLS certificate that
+  does not match EventStoreDB's; a request Kinesis calls invalid (ValidationException,
+  InvalidArgumentException). Anything else is a bug and propagates unchanged.
 """
 
 from __future__ import annotations
@@ -31,21 +47,106 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+import grpc
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    PartialCredentialsError,
+)
 from esdbclient import EventStoreDBClient
 from esdbclient.events import CaughtUp, Checkpoint, RecordedEvent
-from esdbclient.exceptions import EventStoreDBClientException
+from esdbclient.exceptions import AccessDeniedError, EventStoreDBClientException, GrpcError
+from esdbclient.exceptions import SSLError as EventStoreSSLError
 
 from cdr_platform.errors import PlatformError
 from cdr_platform.events import USAGE_EVENT_TYPES
 from cdr_platform.events.framing import DEFAULT_TARGET_BYTES, UserRecord
+from cdr_platform.sources.backoff import Backoff
 from cdr_platform.sources.eventstore_reader import type_filter
-from cdr_platform.sources.kinesis_publisher import KinesisPublisher
+from cdr_platform.sources.kinesis_publisher import KinesisPublisher, KinesisPublishError
 
 log = logging.getLogger(__name__)
 
 
 class RelayError(PlatformError):
     """The relay cannot continue; the message says what failed and what to check."""
+
+
+class RelayConfigError(RelayError):
+    """A configuration error: retrying cannot fix it, so the relay stops and says what to change."""
+
+
+class SubscriptionEnded(RelayError):
+    """The $all subscription ended without being stopped (a server shutting down ends it cleanly)."""
+
+
+ENDPOINT_ERRORS: tuple[type[BaseException], ...] = (
+    BotoCoreError,
+    ClientError,
+    KinesisPublishError,
+    EventStoreDBClientException,
+    grpc.RpcError,
+    SubscriptionEnded,
+)
+"""What an endpoint can raise at the relay; each is retried unless ``is_configuration_error`` says not."""
+
+KINESIS_CONFIGURATION_CODES = frozenset(
+    {
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidSignatureException",
+        "IncompleteSignature",
+        "InvalidClientTokenId",
+        "MissingAuthenticationToken",
+        "NotAuthorized",
+        "KMSAccessDeniedException",
+        "ValidationException",
+        "InvalidArgumentException",
+    }
+)
+CONFIGURATION_ERRORS = (
+    RelayConfigError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    NoRegionError,
+    ParamValidationError,
+    AccessDeniedError,
+    EventStoreSSLError,
+)
+REFUSED_GRPC_CODES = frozenset({grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED})
+
+
+def _grpc_code(exc: BaseException) -> grpc.StatusCode | None:
+    call = exc.args[0] if isinstance(exc, GrpcError) and exc.args else exc
+    return call.code() if isinstance(call, grpc.Call) else None
+
+
+def _kinesis_code(exc: BaseException) -> str | None:
+    return exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+
+
+def is_configuration_error(exc: BaseException) -> bool:
+    """True when retrying cannot help (see the module docstring); looks through ``__cause__`` chains."""
+    cause: BaseException | None = exc
+    while cause is not None:
+        if (
+            isinstance(cause, CONFIGURATION_ERRORS)
+            or _grpc_code(cause) in REFUSED_GRPC_CODES
+            or _kinesis_code(cause) in KINESIS_CONFIGURATION_CODES
+        ):
+            return True
+        cause = cause.__cause__
+    return False
+
+
+def describe_failure(exc: BaseException) -> str:
+    """One line naming the endpoint and the reason, for the retry log."""
+    kinesis = isinstance(exc, (BotoCoreError, ClientError, KinesisPublishError))
+    reason = " ".join(str(exc).split()) or "no details"
+    return f"{'Kinesis' if kinesis else 'EventStoreDB'}: {type(exc).__name__}: {reason}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,7 +192,17 @@ class RelayConfig:
     aggregate_bytes: int = DEFAULT_TARGET_BYTES
     shard_refresh_s: float = 30.0
     max_put_attempts: int = 10
+    retry_base_s: float = 0.5
+    """First wait after an endpoint error; doubles per consecutive failure up to ``retry_cap_s``."""
+    retry_cap_s: float = 30.0
     faults: FaultInjector | None = None
+
+    def __post_init__(self) -> None:
+        if not 0 < self.retry_base_s <= self.retry_cap_s:
+            raise RelayConfigError(
+                "retries need 0 < retry_base_s <= retry_cap_s, "
+                f"got {self.retry_base_s} and {self.retry_cap_s}"
+            )
 
     @property
     def resolved_fault_log(self) -> Path:
@@ -113,7 +224,7 @@ def read_checkpoint(path: Path) -> RelayState:
     try:
         return RelayState(**json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
-        raise RelayError(
+        raise RelayConfigError(
             f"checkpoint {path} is unreadable ({exc}); fix or delete it to restart from $all"
         ) from exc
 
@@ -142,6 +253,7 @@ class RelayResult:
     commit_position: int | None
     caught_up: bool
     faults: int
+    retries: int = 0  # endpoint errors survived
 
 
 def partition_key_of(event: RecordedEvent) -> str:
@@ -157,13 +269,17 @@ def partition_key_of(event: RecordedEvent) -> str:
 
 
 class _Subscription:
-    """Reads the filtered $all subscription on a thread into a bounded queue (back-pressure)."""
+    """Reads the filtered $all subscription on a thread into a bounded queue (back-pressure).
+
+    ``DONE`` is queued when the subscription ends; ``error`` then holds what ended it, if anything, for
+    the relay's thread to retry or raise.
+    """
 
     DONE = object()
 
     def __init__(self, client: EventStoreDBClient, after: int | None, event_types: Iterable[str]) -> None:
         self.queue: queue.Queue[object] = queue.Queue(maxsize=20_000)
-        self.error: BaseException | None = None
+        self.error: Exception | None = None
         self._stopping = threading.Event()
         self._subscription = client.subscribe_to_all(
             commit_position=after,
@@ -174,22 +290,25 @@ class _Subscription:
         self._thread = threading.Thread(target=self._pump, name="relay-subscription", daemon=True)
         self._thread.start()
 
+    def _offer(self, item: object) -> bool:
+        """Queue ``item`` unless stopping; False once stopping."""
+        while not self._stopping.is_set():
+            try:
+                self.queue.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def _pump(self) -> None:
         try:
             for item in self._subscription:
-                while not self._stopping.is_set():
-                    try:
-                        self.queue.put(item, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if self._stopping.is_set():
+                if not self._offer(item):
                     return
-        except EventStoreDBClientException as exc:
+        except Exception as exc:  # handed over to the relay's thread, which retries or raises it
             if not self._stopping.is_set():
                 self.error = exc
-        finally:
-            self.queue.put(self.DONE)
+        self._offer(self.DONE)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -197,9 +316,20 @@ class _Subscription:
         self._thread.join(timeout=10)
 
 
+@dataclass
+class _Tally:
+    events_read: int = 0
+    caught_up: bool = False
+
+
 class Relay:
     """One relay process; ``run`` returns when caught up (if asked), when stopped, or after
-    ``stop_after_events``."""
+    ``stop_after_events``, and survives endpoint outages in between.
+
+    Building one touches no endpoint (only the checkpoint file), so it can start during an outage.
+    ``sleep`` paces the publisher's retries of throttled records; the relay's own retries wait on the
+    ``stop`` event, so stopping never waits out a backoff.
+    """
 
     def __init__(
         self,
@@ -220,6 +350,8 @@ class Relay:
             sleep,
         )
         self._faults_logged = 0
+        self.retries = 0
+        """Endpoint errors survived so far (one warning line each)."""
 
     # -- main loop ---------------------------------------------------------------------------------------
     def run(
@@ -229,14 +361,48 @@ class Relay:
         stop_after_events: int | None = None,
         on_batch: Callable[[RelayState], None] | None = None,
     ) -> RelayResult:
-        """Relay until caught up / stopped. ``stop_after_events`` simulates a crash: the batch that
-        crosses it is published but its checkpoint is not written, the worst case for duplicates."""
+        """Relay until caught up (if asked), until ``stop`` is set, or after ``stop_after_events``.
+
+        Endpoint errors are retried from the checkpoint (waits end early when ``stop`` is set);
+        configuration errors raise ``RelayConfigError``. ``stop_after_events`` simulates a crash: the
+        batch that crosses it is published but its checkpoint is not written, the worst case for
+        duplicates.
+        """
         stop = stop or threading.Event()
+        backoff = Backoff(self.config.retry_base_s, self.config.retry_cap_s)
+        tally = _Tally()
+        while not stop.is_set():
+            try:
+                self._relay_from_checkpoint(
+                    tally, backoff, until_caught_up, stop, stop_after_events, on_batch
+                )
+                break
+            except ENDPOINT_ERRORS as exc:
+                self._wait_before_retry(exc, backoff, stop)
+        return RelayResult(
+            tally.events_read,
+            self.state.events_published,
+            self.publisher.records_put,
+            self.state.commit_position,
+            tally.caught_up,
+            self._faults_logged,
+            self.retries,
+        )
+
+    def _relay_from_checkpoint(
+        self,
+        tally: _Tally,
+        backoff: Backoff,
+        until_caught_up: bool,
+        stop: threading.Event,
+        stop_after_events: int | None,
+        on_batch: Callable[[RelayState], None] | None,
+    ) -> None:
+        """One subscription from the checkpoint: returns when done, raises what an endpoint raised."""
         subscription = _Subscription(self.eventstore, self.state.commit_position, self.config.event_types)
         batch: list[SourceEvent] = []
         position = self.state.commit_position
-        events_read = published = 0
-        caught_up = False
+        tally.caught_up = False
         last_flush = time.monotonic()
         try:
             while not stop.is_set():
@@ -245,21 +411,21 @@ class Relay:
                 except queue.Empty:
                     item = None
                 if item is _Subscription.DONE:
-                    if subscription.error is not None:
-                        raise RelayError(f"the $all subscription failed: {subscription.error!r}")
-                    break
+                    raise subscription.error or SubscriptionEnded(
+                        f"the $all subscription ended after position {position}"
+                    )
                 if isinstance(item, CaughtUp):
-                    caught_up = True
+                    tally.caught_up = True
                 elif isinstance(item, Checkpoint):
                     position = max(position or 0, int(item.commit_position or 0))
                 elif isinstance(item, RecordedEvent):
                     batch.append(self._source_event(item))
                     position = int(item.commit_position or 0)
-                    events_read += 1
+                    tally.events_read += 1
                 full = len(batch) >= self.config.batch_events
                 due = time.monotonic() - last_flush >= self.config.flush_interval_s
-                if full or caught_up or (due and (batch or position != self.state.commit_position)):
-                    published += self._publish(batch)
+                if full or tally.caught_up or (due and (batch or position != self.state.commit_position)):
+                    published = self._publish(batch)
                     batch = []
                     last_flush = time.monotonic()
                     crossed = (
@@ -267,24 +433,39 @@ class Relay:
                         and self.state.events_published + published >= stop_after_events
                     )
                     if crossed:
-                        break
+                        return
                     self._commit(position, published)
-                    published = 0
+                    if backoff.failures:
+                        log.info("relay: resumed, checkpoint %s", position)
+                        backoff.reset()
                     if on_batch is not None:
                         on_batch(self.state)
-                    if caught_up and until_caught_up:
-                        break
-                    caught_up = False
+                    if tally.caught_up and until_caught_up:
+                        return
+                    tally.caught_up = False
         finally:
             subscription.stop()
-        return RelayResult(
-            events_read,
-            self.state.events_published,
-            self.publisher.records_put,
+
+    def _wait_before_retry(self, exc: BaseException, backoff: Backoff, stop: threading.Event) -> None:
+        """Log the failure once, wait out the backoff (or until stopped), and drop the shard map."""
+        if is_configuration_error(exc):
+            raise RelayConfigError(
+                f"{describe_failure(exc)} (stream {self.config.stream_name}); retrying cannot fix this: "
+                "check the endpoint, stream and credential settings"
+            ) from exc
+        delay = backoff.next_delay()
+        self.retries += 1
+        log.warning(
+            "relay: %s; retry %d (failure %d in a row) in %.2fs from checkpoint %s, stream %s",
+            describe_failure(exc),
+            self.retries,
+            backoff.failures,
+            delay,
             self.state.commit_position,
-            caught_up,
-            self._faults_logged,
+            self.config.stream_name,
         )
+        stop.wait(delay)
+        self.publisher.forget_shards()
 
     def _source_event(self, item: RecordedEvent) -> SourceEvent:
         return SourceEvent(
