@@ -122,11 +122,12 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         settings = local_settings(Path(tmp), reconcile_settle_seconds=0)
         with devstack_for(settings, persistent=False):
-            esdb = EventStoreDBClient(settings.eventstore_uri)
+            eventstore_uri = settings.eventstore_uri.get_secret_value()
+            esdb = EventStoreDBClient(eventstore_uri)
             kinesis = kinesis_client(settings.aws_region, settings.kinesis_endpoint_url)
             stop = threading.Event()
             operator = build_operator(OperatorConfig(seed=5, members=args.members), datetime.now(UTC), 1)
-            producer = EventStoreProducer(EventStoreDBClient(settings.eventstore_uri), workers=4)
+            producer = EventStoreProducer(EventStoreDBClient(eventstore_uri), workers=4)
             simulation = Simulation(operator, producer, FaultConfig(seed=5))
             relay = Relay(esdb, kinesis, RelayConfig(settings.usage_stream, Path(tmp) / "relay.json"))
             threads = [

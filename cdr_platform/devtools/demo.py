@@ -69,15 +69,13 @@ def demo_settings(settings: Settings) -> Settings:
 
     data_dir = settings.data_dir / "demo"
     shutil.rmtree(data_dir, ignore_errors=True)
-    return settings.model_copy(
-        update={
-            "data_dir": data_dir,
-            "kinesis_endpoint_url": f"http://127.0.0.1:{free_port()}",
-            "eventstore_uri": f"esdb://127.0.0.1:{free_port()}?Tls=false",
-            "lake_catalog": "",
-            "lake_data_path": "",
-            "reconcile_settle_seconds": 0,
-        }
+    return settings.with_changes(
+        data_dir=data_dir,
+        kinesis_endpoint_url=f"http://127.0.0.1:{free_port()}",
+        eventstore_uri=f"esdb://127.0.0.1:{free_port()}?Tls=false",
+        lake_catalog="",
+        lake_data_path="",
+        reconcile_settle_seconds=0,
     )
 
 

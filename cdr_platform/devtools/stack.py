@@ -12,7 +12,7 @@ def stack_config(settings: Settings) -> StackConfig:
     return StackConfig(
         state_dir=settings.devstack_dir,
         kinesis_endpoint_url=settings.kinesis_endpoint_url,
-        eventstore_uri=settings.eventstore_uri,
+        eventstore_uri=settings.eventstore_uri.get_secret_value(),
         streams=(StreamSpec(settings.usage_stream, settings.usage_stream_shards),),
         aws_region=settings.aws_region,
     )

@@ -59,7 +59,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         **os.environ,
         "CDR_DATA_DIR": str(tmp_path),
         "CDR_KINESIS_ENDPOINT_URL": settings.kinesis_endpoint_url or "",
-        "CDR_EVENTSTORE_URI": settings.eventstore_uri,
+        "CDR_EVENTSTORE_URI": settings.eventstore_uri.get_secret_value(),
     }
 
     def cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -76,7 +76,7 @@ def test_cli_up_status_down(tmp_path: Path) -> None:
         status = cli("status", "--json")
         assert json.loads(status.stdout) == {
             "kinesis": settings.kinesis_endpoint_url,
-            "eventstore": settings.eventstore_uri,
+            "eventstore": settings.eventstore_uri.get_secret_value(),
         }
         pids = [v["pid"] for v in json.loads((tmp_path / "devstack" / "state.json").read_text()).values()]
     finally:
