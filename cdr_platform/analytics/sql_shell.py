@@ -12,21 +12,48 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import TextIO
 
 import duckdb
 
+from cdr_platform.errors import PlatformError
 from cdr_platform.lake.connection import LAKE_ALIAS, attach_sql, connect_lake
 from cdr_platform.settings import Settings
 
 DEFAULT_SCHEMA = "marts"
 
 
+class MartsNotBuiltError(PlatformError):
+    """There is nothing to query yet; the message says what to run first."""
+
+
+def _build_first(settings: Settings) -> str:
+    return (
+        "build them first: `make demo` (then query its lake with "
+        f"CDR_DATA_DIR={settings.data_dir / 'demo'} cdr-platform sql), or materialise the dbt assets "
+        "in the Dagster UI of `make dev`"
+    )
+
+
 def open_marts_session(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A read-only connection with the lake attached and ``lake.marts`` as the default schema."""
-    con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path, read_only=True)
+    """A read-only connection with the lake attached and ``lake.marts`` as the default schema.
+
+    Raises ``MartsNotBuiltError`` before any dbt build: no local catalog yet (checked first, so that
+    opening it read-only creates nothing), or a lake without the marts schema.
+    """
+    catalog = settings.resolved_lake_catalog
+    if catalog.startswith("sqlite:") and not Path(catalog.removeprefix("sqlite:")).is_file():
+        raise MartsNotBuiltError(
+            f"no lake at {catalog.removeprefix('sqlite:')}, so no marts to query: {_build_first(settings)}"
+        )
+    con = connect_lake(catalog, settings.resolved_lake_data_path, read_only=True)
     con.execute("SET TimeZone = 'UTC'")
-    con.execute(f"USE {LAKE_ALIAS}.{DEFAULT_SCHEMA}")
+    try:
+        con.execute(f"USE {LAKE_ALIAS}.{DEFAULT_SCHEMA}")
+    except duckdb.CatalogException as exc:
+        con.close()
+        raise MartsNotBuiltError(f"the lake has no {DEFAULT_SCHEMA} yet: {_build_first(settings)}") from exc
     return con
 
 
