@@ -5,6 +5,11 @@ tagged union of current event classes; nearly every production record takes it. 
 input, or a document at an older schema version) goes to the diagnosing path, which decodes step by step to
 name the first problem precisely, and upcasts old versions before validating them against the same model.
 Both paths accept exactly the same documents, so the fast path is an optimisation, never a semantic change.
+
+The diagnosing path never hands a document to code that could fail on it: nesting is bounded before the
+document is re-encoded (no ``RecursionError``), text holding lone surrogates is refused before it can reach
+a rejection or a row (a warehouse VARCHAR takes only valid UTF-8), integers are bounded before upcasters do
+arithmetic on them, and every input quoted in a detail is shortened.
 """
 
 from __future__ import annotations
@@ -18,11 +23,17 @@ from pydantic_core import ErrorDetails
 
 from cdr_platform.events.catalog import ANY_EVENT_ADAPTER, CURRENT_SCHEMA_VERSIONS, EVENT_CLASSES
 from cdr_platform.events.envelope import Event
-from cdr_platform.events.rejection import Rejection, RejectionReason, json_type_name
+from cdr_platform.events.rejection import Rejection, RejectionReason, json_type_name, shorten, storable_text
 from cdr_platform.events.upcasting import UpcastError, upcast_document
 
 MAX_EVENT_BYTES = 64 * 1024
 """Default size limit for one encoded event; bigger records are rejected before any JSON parsing."""
+
+MAX_JSON_DEPTH = 32
+"""Deepest nesting the diagnosing path reads (an event nests 3 levels); far below any recursion limit."""
+
+MAX_INTEGER_DIGITS = 4300
+"""Longest integer literal the diagnosing path reads (Python's default ``int`` conversion limit)."""
 
 _WRONG_TYPE_ERRORS = frozenset(
     {
@@ -61,7 +72,7 @@ def parse_event(raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Event 
         except UnicodeEncodeError as exc:
             return Rejection(RejectionReason.NOT_UTF8, f"text is not encodable as UTF-8 at index {exc.start}")
     else:
-        data = raw
+        data = bytes(raw)  # a bytearray or memoryview from a client library reads the same
     if len(data) > max_bytes:
         return Rejection(RejectionReason.OVERSIZE, f"record is {len(data)} bytes, the limit is {max_bytes}")
     try:
@@ -76,15 +87,77 @@ def _parse_with_diagnosis(data: bytes) -> Event | Rejection:
     except UnicodeDecodeError as exc:
         return Rejection(RejectionReason.NOT_UTF8, f"invalid UTF-8 at byte {exc.start}: {exc.reason}")
     try:
-        doc = json.loads(text, parse_constant=_refuse_non_json_constant)
+        doc = json.loads(text, parse_constant=_refuse_non_json_constant, parse_int=_bounded_int)
     except json.JSONDecodeError as exc:
         detail = f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}"
         return Rejection(RejectionReason.NOT_JSON, detail)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        return Rejection(RejectionReason.NOT_JSON, _TOO_DEEP)
+    except ValueError as exc:
         return Rejection(RejectionReason.NOT_JSON, f"invalid JSON: {exc}")
     if not isinstance(doc, dict):
         return Rejection(RejectionReason.NOT_AN_OBJECT, f"expected a JSON object, got {json_type_name(doc)}")
+    unreadable = _unreadable_part(doc)
+    if unreadable is not None:
+        reason, detail = unreadable
+        event_type = doc.get("event_type")
+        known_type = event_type if isinstance(event_type, str) and event_type in EVENT_CLASSES else None
+        return Rejection(reason, detail, known_type, _readable_event_id(doc))
     return _parse_document(doc)
+
+
+_TOO_DEEP = f"JSON nested deeper than {MAX_JSON_DEPTH} levels"
+
+
+def _unreadable_part(doc: dict[str, Any]) -> tuple[RejectionReason, str] | None:
+    """The first part of a decoded document no later step may see: too deep, or not valid Unicode.
+
+    JSON can escape lone surrogates (``"\\ud800"``), which decode to a ``str`` that UTF-8 cannot encode;
+    such text would fail later wherever it is stored, so it is refused here, naming the field.
+    Iterative, so a deep document costs no stack.
+    """
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(doc, ())]
+    while stack:
+        value, path = stack.pop()
+        if len(path) > MAX_JSON_DEPTH:
+            return RejectionReason.NOT_JSON, f"{_TOO_DEEP}, at field {_dotted(path)!r}"
+        if isinstance(value, str):
+            if not _is_unicode(value):
+                return (
+                    RejectionReason.NOT_UTF8,
+                    f"field {_dotted(path)!r} holds a lone surrogate, not UTF-8 text",
+                )
+        elif isinstance(value, dict):
+            for key, child in reversed(value.items()):
+                if not _is_unicode(key):
+                    where = f"field {_dotted(path)!r}" if path else "the record"
+                    return RejectionReason.NOT_UTF8, f"a field name in {where} holds a lone surrogate"
+                stack.append((child, (*path, key)))
+        elif isinstance(value, list):
+            stack.extend((child, (*path, index)) for index, child in reversed(list(enumerate(value))))
+    return None
+
+
+def _is_unicode(text: str) -> bool:
+    if text.isascii():
+        return True
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _dotted(path: tuple[str | int, ...] | list[str | int], limit: int = 100) -> str:
+    """A field path as ``payload.cause.code``, cut to ``limit`` characters and always storable."""
+    return storable_text(".".join(str(part) for part in path) or "<record>", limit)
+
+
+def _bounded_int(digits: str) -> int:
+    count = len(digits.lstrip("-"))
+    if count > MAX_INTEGER_DIGITS:
+        raise ValueError(f"an integer literal has {count} digits, more than the {MAX_INTEGER_DIGITS} read")
+    return int(digits)
 
 
 def _parse_document(doc: dict[str, Any]) -> Event | Rejection:
@@ -96,8 +169,8 @@ def _parse_document(doc: dict[str, Any]) -> Event | Rejection:
         detail = f"field 'event_type' must be a string, got {json_type_name(event_type)}"
         return Rejection(RejectionReason.WRONG_TYPE, detail, event_id=event_id)
     if event_type not in EVENT_CLASSES:
-        detail = f"unknown event_type {_shorten(event_type)}"
-        return Rejection(RejectionReason.UNKNOWN_EVENT_TYPE, detail, event_type[:100], event_id)
+        detail = f"unknown event_type {shorten(event_type)}"
+        return Rejection(RejectionReason.UNKNOWN_EVENT_TYPE, detail, storable_text(event_type), event_id)
 
     def reject(reason: RejectionReason, detail: str) -> Rejection:
         return Rejection(reason, detail, event_type, event_id)
@@ -110,9 +183,11 @@ def _parse_document(doc: dict[str, Any]) -> Event | Rejection:
         return reject(RejectionReason.WRONG_TYPE, detail)
     current = CURRENT_SCHEMA_VERSIONS[event_type]
     if version < 1:
-        return reject(RejectionReason.INVALID_VALUE, f"field 'schema_version' must be >= 1, got {version}")
+        return reject(
+            RejectionReason.INVALID_VALUE, f"field 'schema_version' must be >= 1, got {shorten(version)}"
+        )
     if version > current:
-        detail = f"schema_version {version} of {event_type!r} is newer than the supported {current}"
+        detail = f"schema_version {shorten(version)} of {event_type!r} is newer than the supported {current}"
         return reject(RejectionReason.FUTURE_SCHEMA_VERSION, detail)
     try:
         doc = upcast_document(doc, event_type, version)
@@ -127,11 +202,11 @@ def _parse_document(doc: dict[str, Any]) -> Event | Rejection:
 def _describe(errors: list[ErrorDetails]) -> tuple[RejectionReason, str]:
     """Turn pydantic's first error into a reason and a one-line detail naming the dotted field path."""
     error = errors[0]
-    field = ".".join(str(part) for part in error["loc"]) or "<record>"
+    field = _dotted(error["loc"])
     kind = error["type"]
-    message = error["msg"].removeprefix("Value error, ")
+    message = storable_text(error["msg"].removeprefix("Value error, "), 200)
     value = error.get("input")
-    got = "" if isinstance(value, dict | list) else f", got {_shorten(value)}"
+    got = "" if isinstance(value, dict | list) else f", got {shorten(value)}"
     if kind == "missing":
         reason, detail = RejectionReason.MISSING_FIELD, f"missing field {field!r}"
     elif kind == "extra_forbidden":
@@ -158,8 +233,3 @@ def _readable_event_id(doc: dict[str, Any]) -> str | None:
 
 def _refuse_non_json_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON value")
-
-
-def _shorten(value: object, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

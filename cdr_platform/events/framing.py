@@ -14,6 +14,9 @@ It is written here with a few lines of varint code because the package's generat
 import on its own; the tests check both directions against ``aws-kinesis-agg``. A record without the
 magic prefix, or whose digest does not match, is passed through as a single user record, exactly as
 the KPL deaggregator does, so a malformed record reaches the dead letter instead of vanishing.
+
+De-aggregation never raises and runs in linear time on any bytes: varints longer than protobuf's
+10 bytes, truncated fields, unknown wire types and out-of-range key indexes all mean "not an aggregate".
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from dataclasses import dataclass
 MAGIC = b"\xf3\x89\x9a\xc2"
 DIGEST_SIZE = 16
 MAX_RECORD_BYTES = 1024 * 1024  # Kinesis: data + partition key of one record
+MAX_VARINT_BYTES = 10  # a protobuf varint encodes at most a uint64
 DEFAULT_TARGET_BYTES = 256 * 1024
 
 
@@ -51,10 +55,14 @@ def _field(number: int, payload: bytes) -> bytes:
 
 
 def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` and the position after it; bounded, so a run of continuation bytes is cheap."""
     result = shift = 0
+    end = pos + MAX_VARINT_BYTES
     while True:
         if pos >= len(buf):
             raise ValueError("truncated varint")
+        if pos >= end:
+            raise ValueError(f"varint longer than {MAX_VARINT_BYTES} bytes")
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -93,7 +101,12 @@ def encode_aggregate(records: Iterable[UserRecord]) -> bytes:
     for key in keys:
         body += _field(1, key.encode())
     body += entries
-    return MAGIC + bytes(body) + hashlib.md5(body).digest()
+    return MAGIC + bytes(body) + _digest(body)
+
+
+def _digest(body: bytes | bytearray) -> bytes:
+    """The KPL's MD5 checksum (an integrity check, not security, so FIPS-mode interpreters allow it)."""
+    return hashlib.md5(body, usedforsecurity=False).digest()
 
 
 def decode_aggregate(data: bytes) -> list[UserRecord] | None:
@@ -101,7 +114,7 @@ def decode_aggregate(data: bytes) -> list[UserRecord] | None:
     if len(data) < len(MAGIC) + DIGEST_SIZE or not data.startswith(MAGIC):
         return None
     body, digest = data[len(MAGIC) : -DIGEST_SIZE], data[-DIGEST_SIZE:]
-    if hashlib.md5(body).digest() != digest:
+    if _digest(body) != digest:
         return None
     try:
         keys: list[str] = []

@@ -18,12 +18,12 @@ Changes so far:
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal, DecimalException
+from decimal import Context, Decimal, DecimalException, Inexact, InvalidOperation, Overflow
 from typing import Any
 
 from cdr_platform.events.catalog import CURRENT_SCHEMA_VERSIONS
-from cdr_platform.events.payloads import UNIT_OF_USAGE_KIND
-from cdr_platform.events.rejection import RejectionReason, json_type_name
+from cdr_platform.events.payloads import INT64_MAX, UNIT_OF_USAGE_KIND
+from cdr_platform.events.rejection import RejectionReason, json_type_name, shorten
 
 Document = dict[str, Any]
 Upcaster = Callable[[Document], Document]
@@ -67,13 +67,20 @@ def _refuse_v2_field(payload: Document, name: str, event_type: str) -> None:
 
 
 def call_ended_v1_to_v2(doc: Document) -> Document:
-    """``duration_ms`` -> ``call_duration_s``; add ``cause_for_termination="normal_release"``."""
+    """``duration_ms`` -> ``call_duration_s``; add ``cause_for_termination="normal_release"``.
+
+    ``duration_ms`` must be a BIGINT like every other count, which also keeps the division finite.
+    """
     payload = _payload_of(doc)
     duration_ms = _pop_v1_field(payload, "duration_ms", "integer", "call_ended")
     if duration_ms < 0:
         raise UpcastError(
-            RejectionReason.INVALID_VALUE, f"field 'payload.duration_ms' must be >= 0, got {duration_ms}"
+            RejectionReason.INVALID_VALUE,
+            f"field 'payload.duration_ms' must be >= 0, got {shorten(duration_ms)}",
         )
+    if duration_ms > INT64_MAX:
+        detail = f"field 'payload.duration_ms' must be <= {INT64_MAX}, got {shorten(duration_ms)}"
+        raise UpcastError(RejectionReason.INVALID_VALUE, detail)
     for new_field in ("call_duration_s", "cause_for_termination"):
         _refuse_v2_field(payload, new_field, "call_ended")
     payload["call_duration_s"] = duration_ms / 1000
@@ -82,14 +89,19 @@ def call_ended_v1_to_v2(doc: Document) -> Document:
 
 
 def usage_rated_v1_to_v2(doc: Document) -> Document:
-    """Decimal-string ``charge`` -> exact integer ``charge_micros`` (else rejected); add ``quantity_unit``."""
+    """Decimal-string ``charge`` -> exact integer ``charge_micros`` (else rejected); add ``quantity_unit``.
+
+    The conversion is exact or refused: a charge with more than 6 places is rejected, never rounded.
+    """
     payload = _payload_of(doc)
     charge = _pop_v1_field(payload, "charge", "string", "usage_rated")
     for new_field in ("charge_micros", "quantity_unit"):
         _refuse_v2_field(payload, new_field, "usage_rated")
     try:
-        micros = Decimal(charge).scaleb(6)
-    except DecimalException:
+        micros = Decimal(charge).scaleb(
+            6, context=Context(prec=40, traps=[InvalidOperation, Inexact, Overflow])
+        )
+    except DecimalException:  # not a number, or not exact in 40 digits: either way not a valid charge
         micros = Decimal("NaN")
     if not micros.is_finite() or micros.adjusted() > 18 or micros != micros.to_integral_value():
         raise UpcastError(

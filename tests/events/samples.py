@@ -1,11 +1,15 @@
-"""Valid sample payloads for every event type, and a builder for whole events from them."""
+"""Valid sample payloads for every event type, builders for whole events from them, and their documents
+at every schema version a reader accepts."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from cdr_platform.events import Event, event_id_for, make_event
+from cdr_platform.events import CURRENT_SCHEMA_VERSIONS, Event, encode_event, event_id_for, make_event
 
 CALL_LEG: dict[str, Any] = {
     "record_type": "mo_call_record",
@@ -89,3 +93,47 @@ def build_event(event_type: str, business_key: str = "key-1", **payload_override
         producer=PRODUCERS.get(event_type.split("_")[0], "crm"),
         payload={**SAMPLE_PAYLOADS[event_type], **payload_overrides},
     )
+
+
+def _call_ended_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """A v1 producer wrote ``duration_ms`` and no cause_for_termination."""
+    old = {k: v for k, v in payload.items() if k not in ("call_duration_s", "cause_for_termination")}
+    return {**old, "duration_ms": round(payload["call_duration_s"] * 1000)}
+
+
+def _usage_rated_v1(payload: dict[str, Any]) -> dict[str, Any]:
+    """A v1 OCS wrote ``charge`` as a decimal string in major units, and no quantity_unit."""
+    old = {k: v for k, v in payload.items() if k not in ("charge_micros", "quantity_unit")}
+    return {**old, "charge": str(Decimal(payload["charge_micros"]).scaleb(-6))}
+
+
+OLD_PAYLOAD_SHAPES: dict[tuple[str, int], Callable[[dict[str, Any]], dict[str, Any]]] = {
+    ("call_ended", 1): _call_ended_v1,
+    ("usage_rated", 1): _usage_rated_v1,
+}
+"""(event_type, version) -> how a current sample payload looked at that older version."""
+
+SCHEMA_VERSIONS: list[tuple[str, int]] = sorted(
+    (event_type, version)
+    for event_type, current in CURRENT_SCHEMA_VERSIONS.items()
+    for version in range(1, current + 1)
+)
+"""Every (event_type, schema_version) a reader accepts: the current ones and every older one it upcasts."""
+
+
+def sample_document(
+    event_type: str, version: int | None = None, business_key: str = "key-1"
+) -> dict[str, Any]:
+    """The decoded JSON of a valid sample event as a producer of ``version`` (default: current) wrote it.
+
+    Raises ``KeyError`` for an older version without an entry in ``OLD_PAYLOAD_SHAPES``, so a version bump
+    without its sample fails the tests that iterate ``SCHEMA_VERSIONS``.
+    """
+    doc: dict[str, Any] = json.loads(encode_event(build_event(event_type, business_key)))
+    if version is None or version == CURRENT_SCHEMA_VERSIONS[event_type]:
+        return doc
+    return {
+        **doc,
+        "schema_version": version,
+        "payload": OLD_PAYLOAD_SHAPES[(event_type, version)](doc["payload"]),
+    }
