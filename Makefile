@@ -5,9 +5,19 @@ UV := $(PYTHON) -m uv
 VENV := .venv
 NPM_DIR := cdr_platform/devstack/npm
 
-.PHONY: install demo test dev lint format clean
+MANIFEST := dbt_project/target/manifest.json
+DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) \
+	dbt_project/dbt_project.yml dbt_project/profiles.yml
+
+.PHONY: install prepare demo test test-fast dev lint format clean
 
 install: $(VENV)/.synced $(NPM_DIR)/node_modules/.installed
+
+# Dagster loads dbt's manifest and never runs dbt while loading: parse it here when a model changes.
+prepare: install $(MANIFEST)
+
+$(MANIFEST): $(VENV)/.synced $(DBT_SOURCES)
+	$(VENV)/bin/python -m cdr_platform.defs.transform.prepare --force
 
 $(VENV)/.synced: pyproject.toml uv.lock
 	@$(PYTHON) -m uv --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
@@ -20,15 +30,20 @@ $(NPM_DIR)/node_modules/.installed: $(NPM_DIR)/package.json $(NPM_DIR)/package-l
 	npm ci --prefix $(NPM_DIR) --no-audit --no-fund --loglevel=error
 	@touch $@
 
-demo: install
+demo: prepare
 	$(VENV)/bin/cdr-platform demo
 
-test: install
+test: prepare
 	$(VENV)/bin/pytest
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
-dev: install
+# The quick tier: unit tests only (no endpoint, no dbt), under a minute.
+test-fast: prepare
+	$(VENV)/bin/pytest -m "unit and not slow" -q
+	$(VENV)/bin/ruff check .
+
+dev: prepare
 	$(VENV)/bin/cdr-platform dev
 
 lint: install

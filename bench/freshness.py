@@ -35,7 +35,7 @@ from dagster import DagsterInstance, SensorResult, build_sensor_context
 from esdbclient import EventStoreDBClient
 
 from cdr_platform.definitions import build_definitions
-from cdr_platform.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR, export_lake_environment
+from cdr_platform.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.events.framing import deaggregate
 from cdr_platform.lake.connection import connect_lake
@@ -81,7 +81,11 @@ def dbt_loop(
 
     ``writer`` plays the Dagster pool ``lake_writer``: dbt and landing never commit at once.
     """
-    env = {**os.environ, **export_lake_environment(settings)}
+    env = {
+        **os.environ,
+        "CDR_LAKE_CATALOG": settings.resolved_lake_catalog,
+        "CDR_LAKE_DATA_PATH": settings.resolved_lake_data_path,
+    }
     command = [DBT_EXECUTABLE, "run", "--select", "+rpt_exec_kpis_intraday", "--quiet"]
     command += ["--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", str(DBT_PROJECT_DIR)]
     while not stop.is_set():

@@ -18,6 +18,33 @@ from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import Settings, load_settings
 
 
+TIER_TIMEOUTS_S = {"unit": 120, "integration": 420, "slow": 900}
+"""Per-test timeouts by tier, sized for a loaded 2-core machine (a test can set its own)."""
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test belongs to a tier (``unit`` or ``integration``) and gets its tier's timeout."""
+    untiered = [item.nodeid for item in items if not ({"unit", "integration"} & _marks(item))]
+    if untiered:
+        raise pytest.UsageError(f"tests without a tier marker (unit or integration): {untiered[:10]}")
+    for item in items:
+        if item.get_closest_marker("timeout") is None:
+            marks = _marks(item)
+            tier = next(name for name in ("slow", "integration", "unit") if name in marks)
+            item.add_marker(pytest.mark.timeout(TIER_TIMEOUTS_S[tier]))
+
+
+def _marks(item: pytest.Item) -> set[str]:
+    return {mark.name for mark in item.iter_markers()}
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """The dbt manifest the code location loads, parsed when stale (``make prepare`` does the same)."""
+    from cdr_platform.defs.transform.prepare import prepare_manifest
+
+    prepare_manifest()
+
+
 def local_settings(data_dir: Path, **overrides: object) -> Settings:
     """Settings for a stack of this test only: its own ports and data folder."""
     return load_settings(

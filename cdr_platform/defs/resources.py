@@ -1,7 +1,12 @@
-"""Dagster resources, configured from the platform settings."""
+"""Dagster resources, configured from the platform settings.
+
+Secrets (the EventStoreDB URI holds a password in production) are marked secret, so the Dagster
+UI masks them; nothing here logs them.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -10,12 +15,16 @@ from typing import Any
 import duckdb
 from dagster import ConfigurableResource
 from esdbclient import EventStoreDBClient
+from pydantic import Field
 
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import Settings
 from cdr_platform.sources.eventstore_reader import connect_eventstore
 from cdr_platform.sources.kinesis_client import kinesis_client
+
+SECRET: dict[str, Any] = {"dagster__is_secret": True}
+"""Field marker that makes the Dagster UI mask a resource value."""
 
 
 class KinesisResource(ConfigurableResource):
@@ -32,15 +41,18 @@ class KinesisResource(ConfigurableResource):
 class EventStoreResource(ConfigurableResource):
     """esdbclient against a single node, a cluster (``esdb+discover://``) or the local server."""
 
-    uri: str
-    root_certificates: str | None = None
+    uri: str = Field(
+        description="EventStoreDB connection string (may hold credentials).", json_schema_extra=SECRET
+    )
+    root_certificates: str | None = Field(default=None, description="Path of the cluster's CA certificate.")
     member_event_types: list[str]
     settle_seconds: int = 120
     """Reconciliation judges only events recorded longer ago than this (newer ones may be in flight)."""
 
     @contextmanager
     def client(self) -> Iterator[EventStoreDBClient]:
-        client = connect_eventstore(self.uri, self.root_certificates)
+        certificate = Path(self.root_certificates).read_text() if self.root_certificates else None
+        client = connect_eventstore(self.uri, certificate)
         try:
             yield client
         finally:
@@ -67,9 +79,28 @@ class LakeResource(ConfigurableResource):
         finally:
             con.close()
 
+    @contextmanager
+    def dbt_environment(self) -> Iterator[None]:
+        """This lake's location where profiles.yml and the dbt plugin read it, for the ``with`` block.
+
+        dbt runs as a subprocess that inherits the environment; the previous values come back on
+        exit, so an in-process run (the demo, tests) leaves the environment as it found it.
+        """
+        values = {"CDR_LAKE_CATALOG": self.catalog, "CDR_LAKE_DATA_PATH": self.data_path}
+        previous = {key: os.environ.get(key) for key in values}
+        os.environ.update(values)
+        try:
+            yield
+        finally:
+            for key, value in previous.items():
+                if value is None:
+                    os.environ.pop(key, None)
+                else:
+                    os.environ[key] = value
+
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    """Every resource the definitions use, from one settings object."""
+    """Every settings-backed resource the definitions use (the ``dbt`` resource is transform's own)."""
     certificates = settings.eventstore_root_certificates
     return {
         "kinesis": KinesisResource(
@@ -78,8 +109,8 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             usage_stream=settings.usage_stream,
         ),
         "eventstore": EventStoreResource(
-            uri=settings.eventstore_uri,
-            root_certificates=certificates.read_text() if certificates else None,
+            uri=settings.eventstore_uri.get_secret_value(),
+            root_certificates=str(certificates) if certificates else None,
             member_event_types=list(settings.member_event_types),
             settle_seconds=settings.reconcile_settle_seconds,
         ),

@@ -22,6 +22,8 @@ from cdr_platform.events import (
 
 from .samples import SAMPLE_PAYLOADS, build_event
 
+pytestmark = pytest.mark.unit
+
 
 def test_categories_partition_the_event_types() -> None:
     assert set(EVENT_CLASSES) == USAGE_EVENT_TYPES | MEMBER_EVENT_TYPES

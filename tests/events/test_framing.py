@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 import aws_kinesis_agg.aggregator as kpl_aggregator
 import aws_kinesis_agg.deaggregator as kpl_deaggregator
+import pytest
 
 from cdr_platform.events.framing import (
     UserRecord,
@@ -15,6 +16,8 @@ from cdr_platform.events.framing import (
     encode_aggregate,
     pack_records,
 )
+
+pytestmark = pytest.mark.unit
 
 RECORDS = [UserRecord(f"member-{i % 3}", f'{{"n": {i}}}'.encode() * (i + 1)) for i in range(50)]
 

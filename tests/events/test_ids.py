@@ -10,6 +10,8 @@ from cdr_platform.events import EVENT_ID_NAMESPACE, event_id_for
 
 from .samples import build_event
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("key", ["call-0001", "", "ü-ß-漢字", "x" * 500])
 def test_event_id_is_the_standard_uuid5_of_type_and_key(key: str) -> None:

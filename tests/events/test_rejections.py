@@ -20,6 +20,8 @@ from cdr_platform.events.codec import _parse_with_diagnosis
 
 from .samples import build_event
 
+pytestmark = pytest.mark.unit
+
 R = RejectionReason
 
 

@@ -19,6 +19,8 @@ from cdr_platform.events import (
 
 from .samples import SAMPLE_PAYLOADS, build_event
 
+pytestmark = pytest.mark.unit
+
 
 def test_samples_cover_every_event_type() -> None:
     assert set(SAMPLE_PAYLOADS) == set(EVENT_CLASSES)

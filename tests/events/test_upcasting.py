@@ -22,6 +22,8 @@ from cdr_platform.events import (
 
 from .samples import build_event
 
+pytestmark = pytest.mark.unit
+
 R = RejectionReason
 
 

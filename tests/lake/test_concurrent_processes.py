@@ -7,6 +7,9 @@ import sys
 import textwrap
 
 import duckdb
+import pytest
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 WRITER = textwrap.dedent(
     """

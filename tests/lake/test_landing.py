@@ -18,6 +18,8 @@ from cdr_platform.lake.landing import (
 )
 from tests.events.samples import build_event
 
+pytestmark = pytest.mark.unit
+
 
 def _records(*events_and_positions: tuple[object, str]) -> list[SourceRecord]:
     return [SourceRecord(encode_event(e), pos) for e, pos in events_and_positions]  # type: ignore[arg-type]

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 from collections import Counter
 
+import pytest
+
 from cdr_platform.events import EVENT_CLASSES, encode_event
 from cdr_platform.simulator.builders import produce, stream_of
 from cdr_platform.simulator.model import OperatorConfig, build_operator
 from cdr_platform.simulator.traffic import CallRecord, lifecycle_records, operator_day
 from tests.simulator.conftest import START
+
+pytestmark = pytest.mark.unit
 
 
 def _day_events(seed: int, members: int = 300) -> list:

@@ -16,6 +16,8 @@ from cdr_platform.simulator.traffic import operator_day
 from cdr_platform.sources.relay import SourceEvent
 from tests.simulator.conftest import START
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.fixture(scope="module")
 def batch() -> list[SourceEvent]:

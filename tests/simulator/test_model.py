@@ -8,6 +8,8 @@ import pytest
 from cdr_platform.simulator.model import OperatorConfig, build_operator, luhn_check_digit
 from tests.simulator.conftest import START
 
+pytestmark = pytest.mark.unit
+
 
 def test_same_seed_builds_the_same_operator_and_another_seed_does_not() -> None:
     config = OperatorConfig(seed=7, members=300, cells=40, location_areas=5)

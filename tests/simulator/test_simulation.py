@@ -17,6 +17,8 @@ from cdr_platform.simulator.producers import split_for_append
 from cdr_platform.simulator.simulation import Simulation, default_start, release_schedule
 from tests.simulator.conftest import START, RecordingSink
 
+pytestmark = pytest.mark.unit
+
 
 def test_chunks_are_in_time_order_and_late_transactions_arrive_hours_later() -> None:
     operator = build_operator(OperatorConfig(members=300), START, 2)

@@ -6,6 +6,8 @@ import math
 from collections import Counter, defaultdict
 from datetime import timedelta
 
+import pytest
+
 from cdr_platform.simulator.model import OperatorConfig, build_operator
 from cdr_platform.simulator.traffic import (
     CallRecord,
@@ -16,6 +18,8 @@ from cdr_platform.simulator.traffic import (
     operator_day,
 )
 from tests.simulator.conftest import START
+
+pytestmark = pytest.mark.unit
 
 
 def _within(observed: int, trials: int, rate: float, sigmas: float = 4.0) -> bool:

@@ -19,7 +19,7 @@ import pytest
 from dagster import AssetMaterialization, ExecuteInProcessResult, materialize
 
 from cdr_platform.defs.resources import LakeResource
-from cdr_platform.defs.transform import transform_definitions_parts
+from cdr_platform.defs.transform.assets import build_dbt_assets
 from cdr_platform.defs.transform.project import dbt_cli, dbt_project
 from cdr_platform.events import Event
 from cdr_platform.lake.connection import connect_lake
@@ -115,13 +115,13 @@ def built_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltLake]:
         _dbt_build(built, root / "target-2")
         built.incremental = _snapshot(built)
 
-        parts = transform_definitions_parts(settings)
+        project = dbt_project()
         lake = LakeResource(
             catalog=settings.resolved_lake_catalog, data_path=settings.resolved_lake_data_path
         )
         built.dagster_result = materialize(
-            parts["assets"],
-            resources={**parts["resources"], "lake": lake},
+            [build_dbt_assets(project)],
+            resources={"dbt": dbt_cli(project), "lake": lake},
             run_config={"ops": {"cdr_dbt_models": {"config": {"full_refresh": True}}}},
             raise_on_error=False,
         )

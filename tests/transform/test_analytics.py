@@ -16,6 +16,8 @@ from cdr_platform.analytics.sql_shell import interactive, open_marts_session, wr
 from cdr_platform.defs.transform.chart import HourlyPoint, KpiRow, bar, kpi_markdown
 from tests.transform.conftest import BuiltLake
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="cdr-platform")

@@ -7,6 +7,8 @@ import pytest
 
 from tests.transform.conftest import MART_KEYS, BuiltLake
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 def test_every_model_test_and_unit_test_passed(built_lake: BuiltLake) -> None:
     for results in built_lake.run_results:

@@ -11,6 +11,8 @@ import pytest
 from tests.transform import reference
 from tests.transform.conftest import BuiltLake
 
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
+
 
 @pytest.fixture(scope="module")
 def frame(built_lake: BuiltLake) -> pd.DataFrame:

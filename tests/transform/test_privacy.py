@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import hashlib
 
+import pytest
+
 from tests.transform.conftest import BuiltLake
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
 def _raw_identifiers(built: BuiltLake) -> set[str]:

@@ -1,14 +1,24 @@
-"""``raw/member_events``: member lifecycle events landed from EventStoreDB's $all, exactly once."""
+"""EventStoreDB's ``$all``, ``raw/member_events`` landed from it exactly once, and its landing job."""
 
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, asset
+from dagster import AssetExecutionContext, AssetKey, AssetSpec, Config, MaterializeResult, asset
 
-from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
+from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
+from cdr_platform.defs.landing import landing_job
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
-from cdr_platform.defs.sources import EVENTSTORE_ALL
+from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.lake.eventstore_landing import land_eventstore
 
+EVENTSTORE_ALL = AssetKey(["eventstore", "all"])
 RAW_MEMBER_EVENTS = AssetKey(["raw", "member_events"])
 MEMBER_CONSUMER = "raw_member_events"
+
+eventstore_all = AssetSpec(
+    EVENTSTORE_ALL,
+    description="EventStoreDB's $all: the source of truth for every business event; replays start here.",
+    group_name=DATA_PLATFORM,
+    owners=team(DATA_PLATFORM).owners,
+    kinds={"eventstoredb"},
+)
 
 
 class EventStoreLandingConfig(Config):
@@ -20,7 +30,7 @@ class EventStoreLandingConfig(Config):
     key=RAW_MEMBER_EVENTS,
     deps=[EVENTSTORE_ALL],
     group_name=DATA_PLATFORM,
-    owners=[OWNER_DATA_PLATFORM],
+    owners=team(DATA_PLATFORM).owners,
     kinds={"duckdb", "eventstoredb"},
     code_version="1",
     pool=LAKE_WRITER_POOL,
@@ -55,5 +65,14 @@ def raw_member_events(
             "position": report.position or 0,
             "caught_up": report.caught_up,
             "rows_total": total,
+            "dagster/row_count": total,
         }
     )
+
+
+land_member_events_job = landing_job(
+    "land_member_events",
+    RAW_MEMBER_EVENTS,
+    "eventstore",
+    "Land new member lifecycle events from EventStoreDB into raw/member_events.",
+)

@@ -11,21 +11,14 @@ from dagster import (
     sensor,
 )
 
-from cdr_platform.defs.eventstore.assets import MEMBER_CONSUMER, RAW_MEMBER_EVENTS
+from cdr_platform.defs.eventstore.assets import MEMBER_CONSUMER, land_member_events_job
+from cdr_platform.defs.landing import landing_run_in_flight, read_landed
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
-from cdr_platform.defs.runs import landing_job, landing_run_in_flight, read_landed
 from cdr_platform.errors import PlatformError
 from cdr_platform.lake.landing import load_eventstore_checkpoint
 from cdr_platform.sources.eventstore_reader import latest_position
 
 CURSOR_VERSION = 1
-
-land_member_events_job = landing_job(
-    "land_member_events",
-    RAW_MEMBER_EVENTS,
-    "eventstore",
-    "Land new member lifecycle events from EventStoreDB into raw/member_events.",
-)
 
 
 @sensor(

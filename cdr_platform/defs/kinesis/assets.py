@@ -1,13 +1,32 @@
-"""``raw/usage_events``: usage events landed from Kinesis, exactly once."""
+"""The Kinesis usage stream, ``raw/usage_events`` landed from it exactly once, and its landing job."""
 
-from dagster import AssetExecutionContext, AssetKey, Config, MaterializeResult, MetadataValue, asset
+from dagster import (
+    AssetExecutionContext,
+    AssetKey,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    MetadataValue,
+    asset,
+)
 
-from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
+from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
+from cdr_platform.defs.landing import landing_job
 from cdr_platform.defs.resources import KinesisResource, LakeResource
-from cdr_platform.defs.sources import KINESIS_USAGE_STREAM
+from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
 
+KINESIS_USAGE_STREAM = AssetKey(["kinesis", "usage_stream"])
 RAW_USAGE_EVENTS = AssetKey(["raw", "usage_events"])
+
+usage_stream = AssetSpec(
+    KINESIS_USAGE_STREAM,
+    description="The Kinesis stream that delivers usage events (calls, SMS, data, rating, top-ups), "
+    "KPL-aggregated, partition key = member id. Written by the relay.",
+    group_name=DATA_PLATFORM,
+    owners=team(DATA_PLATFORM).owners,
+    kinds={"kinesis"},
+)
 
 
 class KinesisLandingConfig(Config):
@@ -19,7 +38,7 @@ class KinesisLandingConfig(Config):
     key=RAW_USAGE_EVENTS,
     deps=[KINESIS_USAGE_STREAM],
     group_name=DATA_PLATFORM,
-    owners=[OWNER_DATA_PLATFORM],
+    owners=team(DATA_PLATFORM).owners,
     kinds={"duckdb", "kinesis"},
     code_version="1",
     pool=LAKE_WRITER_POOL,
@@ -49,8 +68,17 @@ def raw_usage_events(
             "kinesis_records": report.kinesis_records,
             "events_per_second": round(report.events_per_second, 1),
             "rows_total": total,
+            "dagster/row_count": total,
             "shard_lag_ms": MetadataValue.json(report.shard_lag_ms),
             "max_shard_lag_ms": max(report.shard_lag_ms.values(), default=0),
             "ended_shards": MetadataValue.json(report.ended_shards),
         }
     )
+
+
+land_usage_events_job = landing_job(
+    "land_usage_events",
+    RAW_USAGE_EVENTS,
+    "kinesis",
+    "Land new usage events from Kinesis into raw/usage_events.",
+)

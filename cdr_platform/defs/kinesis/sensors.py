@@ -12,20 +12,13 @@ from dagster import (
     sensor,
 )
 
-from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
+from cdr_platform.defs.kinesis.assets import land_usage_events_job
+from cdr_platform.defs.landing import landing_run_in_flight, read_landed
 from cdr_platform.defs.resources import KinesisResource, LakeResource
-from cdr_platform.defs.runs import landing_job, landing_run_in_flight, read_landed
 from cdr_platform.lake.landing import load_shard_checkpoints
 from cdr_platform.sources.kinesis_reader import ShardPosition, list_shards, readable_shards, shard_has_news
 
 CURSOR_VERSION = 1
-
-land_usage_events_job = landing_job(
-    "land_usage_events",
-    RAW_USAGE_EVENTS,
-    "kinesis",
-    "Land new usage events from Kinesis into raw/usage_events.",
-)
 
 
 @sensor(

@@ -7,9 +7,11 @@ what remains by reason.
 
 from dagster import AssetExecutionContext, AssetKey, MaterializeResult, MetadataValue, asset
 
-from cdr_platform.defs.ownership import DATA_PLATFORM, LAKE_WRITER_POOL, OWNER_DATA_PLATFORM
+from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
+from cdr_platform.defs.eventstore.assets import EVENTSTORE_ALL
+from cdr_platform.defs.kinesis.assets import KINESIS_USAGE_STREAM
 from cdr_platform.defs.resources import LakeResource
-from cdr_platform.defs.sources import EVENTSTORE_ALL, KINESIS_USAGE_STREAM
+from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.lake.dead_letter import reprocess_dead_letter
 
 RAW_DEAD_LETTER = AssetKey(["raw", "dead_letter"])
@@ -19,7 +21,7 @@ RAW_DEAD_LETTER = AssetKey(["raw", "dead_letter"])
     key=RAW_DEAD_LETTER,
     deps=[KINESIS_USAGE_STREAM, EVENTSTORE_ALL],  # written beside the raw tables, from the same sources
     group_name=DATA_PLATFORM,
-    owners=[OWNER_DATA_PLATFORM],
+    owners=team(DATA_PLATFORM).owners,
     kinds={"duckdb"},
     code_version="1",
     pool=LAKE_WRITER_POOL,

@@ -15,8 +15,8 @@ from dagster import (
     define_asset_job,
 )
 
+from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
-from cdr_platform.defs.ownership import LAKE_WRITER_POOL
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.lake.reconciliation import ReconciliationReport, reconcile_usage_events
 

@@ -5,11 +5,12 @@ from datetime import datetime
 from dagster import AssetMaterialization, Config, OpExecutionContext, job, op
 from pydantic import Field
 
+from cdr_platform.defs.concurrency import LAKE_WRITER_POOL, LANDING_TAG
 from cdr_platform.defs.eventstore.assets import RAW_MEMBER_EVENTS
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
-from cdr_platform.defs.ownership import LAKE_WRITER_POOL, LANDING_TAG, OWNER_DATA_PLATFORM
 from cdr_platform.defs.recovery.dead_letter import RAW_DEAD_LETTER
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
+from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.events.times import parse_aware_time
 from cdr_platform.lake.replay import ALL_BUSINESS_TYPES, ReplayRange, replay_from_eventstore
 
@@ -28,7 +29,7 @@ def _when(value: str | None, name: str) -> datetime | None:
     return parse_aware_time(value, name) if value else None
 
 
-@op(pool=LAKE_WRITER_POOL, tags={"owner": OWNER_DATA_PLATFORM})
+@op(pool=LAKE_WRITER_POOL, tags={"owner": team(DATA_PLATFORM).email})
 def replay_events(
     context: OpExecutionContext, config: ReplayConfig, eventstore: EventStoreResource, lake: LakeResource
 ):
@@ -69,7 +70,7 @@ def replay_events(
 
 
 @job(
-    tags={LANDING_TAG: "replay", "owner": OWNER_DATA_PLATFORM},
+    tags={LANDING_TAG: "replay", "owner": team(DATA_PLATFORM).email},
     description="Rebuild raw/usage_events and raw/member_events (all, or a position or event-time range) "
     "from EventStoreDB; idempotent and resumable; ends by re-processing the dead letter.",
 )

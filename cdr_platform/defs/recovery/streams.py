@@ -3,8 +3,8 @@
 from dagster import Config, OpExecutionContext, job, op
 from pydantic import Field
 
-from cdr_platform.defs.ownership import OWNER_DATA_PLATFORM
 from cdr_platform.defs.resources import EventStoreResource, KinesisResource, LakeResource
+from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.lake.checkpoints import checkpoint_store
 from cdr_platform.sources.history_export import build_filter, export_history, stream_consumer
 
@@ -19,7 +19,7 @@ class StreamRequestConfig(Config):
     occurred_to: str | None = Field(default=None, description="ISO 8601 event-time end (exclusive).")
 
 
-@op(tags={"owner": OWNER_DATA_PLATFORM})
+@op(tags={"owner": team(DATA_PLATFORM).email})
 def publish_history(
     context: OpExecutionContext,
     config: StreamRequestConfig,
@@ -53,7 +53,7 @@ def publish_history(
 
 
 @job(
-    tags={"owner": OWNER_DATA_PLATFORM},
+    tags={"owner": team(DATA_PLATFORM).email},
     description="Build a new Kinesis stream from EventStoreDB history for a new consumer: name a filter "
     "(event types, member ids, categories, event-time window) and a target stream in the launchpad.",
 )

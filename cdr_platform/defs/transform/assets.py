@@ -59,9 +59,10 @@ def build_dbt_assets(project: DbtProject) -> Any:
         context: AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, config: DbtBuildConfig
     ) -> Iterator[Any]:
         args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
-        for event in dbt.cli(args, context=context).stream().fetch_column_metadata():
-            if isinstance(event, Output) and context.asset_key_for_output(event.output_name) == EXEC_KPIS:
-                event = event.with_metadata({**event.metadata, **exec_kpi_metadata(lake)})
-            yield event
+        with lake.dbt_environment():  # profiles.yml and the dbt plugin find this run's lake here
+            for event in dbt.cli(args, context=context).stream().fetch_column_metadata():
+                if isinstance(event, Output) and context.asset_key_for_output(event.output_name) == EXEC_KPIS:
+                    event = event.with_metadata({**event.metadata, **exec_kpi_metadata(lake)})
+                yield event
 
     return cdr_dbt_models

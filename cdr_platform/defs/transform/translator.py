@@ -21,6 +21,8 @@ from typing import Any
 from dagster import AssetKey, AssetSpec, AutomationCondition, FreshnessPolicy
 from dagster_dbt import DagsterDbtTranslator, DagsterDbtTranslatorSettings, DbtProject
 
+from cdr_platform.defs.teams import DATA_PLATFORM, team
+
 AUTOMATION_CRON = "*/10 * * * *"
 EXEC_FRESHNESS = FreshnessPolicy.time_window(
     fail_window=timedelta(minutes=45), warn_window=timedelta(minutes=20)
@@ -64,8 +66,8 @@ class CdrDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_spec(manifest, unique_id, project)
         if not unique_id.startswith("model."):
             return spec
-        group = spec.group_name or "data_platform"
-        owners = [f"team:{group}", *(o for o in spec.owners if o != f"team:{group}")]
+        group = spec.group_name or DATA_PLATFORM
+        owners = team(group).owners
         return spec.replace_attributes(
             owners=owners,
             automation_condition=new_data_on_cadence(),

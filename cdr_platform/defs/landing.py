@@ -1,4 +1,4 @@
-"""Helpers for the landing sensors: no piled-up runs, and what has landed so far."""
+"""Landing jobs and what their sensors share: one run per source at a time, and what has landed so far."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from dagster import (
     in_process_executor,
 )
 
-from cdr_platform.defs.ownership import LANDING_TAG
+from cdr_platform.defs.concurrency import LANDING_TAG
 from cdr_platform.defs.resources import LakeResource
 from cdr_platform.lake.connection import LakeError
 

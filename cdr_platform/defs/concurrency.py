@@ -1,9 +1,6 @@
-"""Owning teams: every asset has a group (the team) and an owner (``team:<name>``)."""
+"""Pools and run tags that keep lake writers from colliding."""
 
 from __future__ import annotations
-
-DATA_PLATFORM = "data_platform"
-OWNER_DATA_PLATFORM = f"team:{DATA_PLATFORM}"
 
 LAKE_WRITER_POOL = "lake_writer"
 """Every writer of the lake (landing, replay, reconciliation, dbt) shares this pool, limit 1 locally.

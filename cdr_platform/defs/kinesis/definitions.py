@@ -1,0 +1,12 @@
+"""Kinesis landing: the usage stream, ``raw/usage_events``, its landing job and sensor."""
+
+from dagster import Definitions
+
+from cdr_platform.defs.kinesis.assets import land_usage_events_job, raw_usage_events, usage_stream
+from cdr_platform.defs.kinesis.sensors import kinesis_usage_sensor
+
+defs = Definitions(
+    assets=[usage_stream, raw_usage_events],
+    jobs=[land_usage_events_job],
+    sensors=[kinesis_usage_sensor],
+)

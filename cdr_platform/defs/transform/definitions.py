@@ -1,0 +1,25 @@
+"""dbt in Dagster: the models as assets (dbt tests as checks), the daily build, and the automation sensor."""
+
+from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
+
+from cdr_platform.defs.transform.assets import build_dbt_assets
+from cdr_platform.defs.transform.project import dbt_cli, dbt_project
+from cdr_platform.defs.transform.schedules import daily_dbt_build_schedule
+
+project = dbt_project()
+cdr_dbt_models = build_dbt_assets(project)
+
+marts_automation_sensor = AutomationConditionSensorDefinition(
+    "marts_automation",
+    target=AssetSelection.all(),
+    default_status=DefaultSensorStatus.RUNNING,  # Dagster's implicit one starts stopped
+    minimum_interval_seconds=30,
+    description="Evaluates the dbt models' automation conditions: marts update soon after raw data lands.",
+)
+
+defs = Definitions(
+    assets=[cdr_dbt_models],
+    schedules=[daily_dbt_build_schedule(cdr_dbt_models)],
+    sensors=[marts_automation_sensor],
+    resources={"dbt": dbt_cli(project)},
+)
