@@ -243,6 +243,9 @@ def run_relay(args: argparse.Namespace) -> int:
     except (RelayConfigError, ValueError) as exc:
         print(f"relay configuration error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("\nstopped before EventStoreDB answered; nothing was relayed", file=sys.stderr)
+        return 130
     started = time.monotonic()
     first = relay.state.events_published
     tty = sys.stderr.isatty()
