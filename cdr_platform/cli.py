@@ -6,11 +6,15 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 from cdr_platform.analytics.commands import add_analytics_commands
 from cdr_platform.errors import PlatformError
 from cdr_platform.settings import SettingsError, load_settings
 from cdr_platform.simulator.commands import add_simulator_commands
+
+if TYPE_CHECKING:
+    from cdr_platform.devstack.stack import Devstack
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -19,13 +23,10 @@ def _devstack(args: argparse.Namespace) -> int:
     from cdr_platform.devtools.stack import devstack_for
 
     stack = devstack_for(load_settings(), persistent=not args.ephemeral, tls=args.tls)
+    if args.action == "up" and args.foreground:
+        return _serve_devstack(stack, args.tls)
     if args.action == "up":
-        endpoints = stack.up()
-        for name, endpoint in endpoints.items():
-            print(f"{name:<11} {endpoint}")
-        if args.tls:
-            certificate = stack.tls_dir / "server.crt"
-            print(f"TLS: use the URI above with CDR_EVENTSTORE_ROOT_CERTIFICATES={certificate}")
+        _print_endpoints(stack, stack.up(), args.tls)
         print("stop it with: cdr-platform devstack down")
     elif args.action == "down":
         stopped = stack.down()
@@ -43,10 +44,35 @@ def _devstack(args: argparse.Namespace) -> int:
     return 0
 
 
-def _demo(args: argparse.Namespace) -> int:
-    from cdr_platform.devtools.demo import run_demo
+def _serve_devstack(stack: Devstack, tls: bool) -> int:
+    """``devstack up --foreground``: serve until a signal or a service's exit, then stop what it started."""
+    try:
+        _print_endpoints(stack, stack.up(), tls)
+        if not stack.started:
+            print(
+                "error: the devstack is already running (cdr-platform devstack down stops it)",
+                file=sys.stderr,
+            )
+            return 1
+        print("serving in the foreground: Ctrl-C or SIGTERM stops it", flush=True)
+        stack.wait_while_serving()
+    finally:
+        stack.stop_started()
 
-    return run_demo(load_settings())
+
+def _print_endpoints(stack: Devstack, endpoints: dict[str, str], tls: bool) -> None:
+    for name, endpoint in endpoints.items():
+        print(f"{name:<11} {endpoint}")
+    if tls:
+        certificate = stack.tls_dir / "server.crt"
+        print(f"TLS: use the URI above with CDR_EVENTSTORE_ROOT_CERTIFICATES={certificate}")
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from cdr_platform.devtools.demo import DemoConfig, run_demo
+
+    sizes = {"days": args.days, "members": args.members}
+    return run_demo(load_settings(), DemoConfig(**{k: v for k, v in sizes.items() if v is not None}))
 
 
 def _streams(args: argparse.Namespace) -> int:
@@ -120,6 +146,11 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="up: serve EventStoreDB over TLS with a generated self-signed certificate",
     )
+    devstack.add_argument(
+        "--foreground",
+        action="store_true",
+        help="up: serve until Ctrl-C or SIGTERM, then stop what it started",
+    )
     devstack.set_defaults(handler=_devstack)
 
     streams = commands.add_parser(
@@ -161,15 +192,26 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run the main job end to end on the local stack", description="What `make demo` runs."
     )
+    demo.add_argument("--days", type=int, help="days of simulated traffic (default: 8)")
+    demo.add_argument("--members", type=int, help="simulated members (default: 300)")
     demo.set_defaults(handler=_demo)
     return parser
+
+
+PROCESS_COMMANDS = ("devstack", "demo", "dev")
+"""Commands that start processes: SIGINT, SIGTERM or an error ends all of them (``CleanStop``)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        if args.command not in PROCESS_COMMANDS:
+            return handler(args)
+        from cdr_platform.devstack.shutdown import CleanStop
+
+        with CleanStop(f"cdr-platform {args.command}"):  # on a signal, exits 128 + its number in here
+            return handler(args)
     except SettingsError as exc:
         print(f"configuration error: {exc}", file=sys.stderr)
         return 2

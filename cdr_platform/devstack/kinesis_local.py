@@ -2,7 +2,9 @@
 
 Facts this module is built around, measured here: kinesis-local crashes outside its own folder
 unless ``KINESIS_MOCK_CERT_PATH`` names its bundled certificate, it ignores SIGTERM (so it is
-stopped with SIGKILL by PID), and it can persist its data to a JSON file every few seconds.
+stopped with SIGKILL by PID), and it can persist its data to a JSON file every few seconds. It has
+no host setting and listens on every interface, so it runs with ``bind_loopback.cjs`` preloaded,
+which binds its plain and TLS ports to the loopback host instead.
 moto is deliberately not used: it loses records under concurrent writers and keeps writing to
 closed shards after a reshard.
 """
@@ -21,11 +23,12 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
-from cdr_platform.devstack.ports import free_port
+from cdr_platform.devstack.ports import free_port, loopback_bind_host
 from cdr_platform.errors import PlatformError
 
 NPM_DIR = Path(__file__).resolve().parent / "npm"
 KINESIS_LOCAL_MAIN = NPM_DIR / "node_modules" / "kinesis-local" / "main.js"
+BIND_LOOPBACK_PRELOAD = Path(__file__).resolve().parent / "bind_loopback.cjs"
 LOCAL_CREDENTIALS = {"aws_access_key_id": "000000000000", "aws_secret_access_key": "local"}
 
 
@@ -66,12 +69,21 @@ def require_node() -> str:
 
 
 def start_kinesis_local(
-    port: int, log_path: Path, persist_dir: Path | None = None, region: str = "us-east-1"
+    port: int,
+    log_path: Path,
+    persist_dir: Path | None = None,
+    region: str = "us-east-1",
+    host: str = "127.0.0.1",
 ) -> subprocess.Popen[bytes]:
-    """Start the emulator serving plain HTTP on ``port``; returns the process (not yet ready)."""
+    """Start the emulator serving plain HTTP on ``host:port``; returns the process (not yet ready).
+
+    ``host`` must be a loopback address: both of its ports (plain and TLS) listen there only. The
+    process leads a process group of its own; ``kill_process(pid)`` ends it.
+    """
     node = require_node()
     env = {
         **os.environ,
+        "CDR_DEVSTACK_BIND_HOST": loopback_bind_host(host),
         "KINESIS_MOCK_CERT_PATH": str(KINESIS_LOCAL_MAIN.parent / "server.json"),
         "KINESIS_MOCK_PLAIN_PORT": str(port),
         "KINESIS_MOCK_TLS_PORT": str(free_port()),
@@ -91,7 +103,7 @@ def start_kinesis_local(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         return subprocess.Popen(
-            [node, str(KINESIS_LOCAL_MAIN)],
+            [node, "--require", str(BIND_LOOPBACK_PRELOAD), str(KINESIS_LOCAL_MAIN)],
             cwd=str(KINESIS_LOCAL_MAIN.parent),
             env=env,
             stdout=log,

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ipaddress
 import socket
 import time
+
+from cdr_platform.errors import PlatformError
 
 
 def free_port() -> int:
@@ -30,3 +33,25 @@ def wait_for_port(host: str, port: int, deadline_s: float) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+class NotLoopbackError(PlatformError):
+    """An endpoint of the devstack names a host other than this machine's loopback."""
+
+
+def loopback_bind_host(host: str) -> str:
+    """The address to listen on for an endpoint's ``host``: loopback only, ``localhost`` as 127.0.0.1.
+
+    Raises ``NotLoopbackError`` for any other host: the devstack never listens beyond this machine.
+    """
+    if host == "localhost":
+        return "127.0.0.1"
+    try:
+        loopback = ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: only localhost is known to be loopback
+        loopback = False
+    if not loopback:
+        raise NotLoopbackError(
+            f"the devstack listens on loopback only, not on {host!r}: use 127.0.0.1 in the endpoint"
+        )
+    return host

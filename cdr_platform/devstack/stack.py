@@ -3,7 +3,8 @@
 ``Devstack`` starts both on the ports of its ``StackConfig`` endpoints, creates the configured
 Kinesis streams, and records PIDs and endpoints in ``<data_dir>/devstack/state.json`` so that
 ``cdr-platform devstack status`` and ``down`` find them from another shell. Used as a context
-manager it stops what it started, leaving no process behind.
+manager it stops what it started, leaving no process behind. Both services listen on loopback only
+(an endpoint naming another host is refused), each in a process group of its own.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
+from typing import NoReturn
 from urllib.parse import urlparse
 
 from cdr_platform.devstack.kinesis_local import (
@@ -27,7 +29,7 @@ from cdr_platform.devstack.kinesis_local import (
     start_kinesis_local,
     wait_until_serving,
 )
-from cdr_platform.devstack.ports import is_listening, wait_for_port
+from cdr_platform.devstack.ports import is_listening, loopback_bind_host, wait_for_port
 
 START_DEADLINE_S = 60.0
 
@@ -85,6 +87,11 @@ class Devstack:
         self._started: dict[str, subprocess.Popen[bytes]] = {}
 
     @property
+    def started(self) -> tuple[str, ...]:
+        """The services this object started and has not stopped yet."""
+        return tuple(self._started)
+
+    @property
     def tls_dir(self) -> Path:
         """Where the EventStoreDB-compatible server keeps its self-signed certificate (server.crt)."""
         return self.state_dir / "tls"
@@ -125,7 +132,11 @@ class Devstack:
             raise DevstackError(f"port {port} is taken by another process: set CDR_KINESIS_ENDPOINT_URL")
         persist = self.state_dir / "kinesis" if self.persistent else None
         process = start_kinesis_local(
-            port, self.state_dir / "kinesis.log", persist_dir=persist, region=self.config.aws_region
+            port,
+            self.state_dir / "kinesis.log",
+            persist_dir=persist,
+            region=self.config.aws_region,
+            host=loopback_bind_host(host),
         )
         self._started["kinesis"] = process
         wait_until_serving(endpoint, process, START_DEADLINE_S)
@@ -133,6 +144,7 @@ class Devstack:
 
     def _start_eventstore(self) -> ServiceState:
         host, port = _host_port(self.config.eventstore_uri, 2113)
+        bind_host = loopback_bind_host(host)
         if is_listening(host, port):
             raise DevstackError(f"port {port} is taken by another process: set CDR_EVENTSTORE_URI")
         storage = ["--db", str(self.state_dir / "eventstore.sqlite")] if self.persistent else ["--memory"]
@@ -145,7 +157,7 @@ class Devstack:
                 "-m",
                 "cdr_platform.devstack.eventstore",
                 "--host",
-                host,
+                bind_host,
                 "--port",
                 str(port),
             ]
@@ -181,6 +193,47 @@ class Devstack:
         self._started.clear()
         self.state_file.unlink(missing_ok=True)
         return stopped
+
+    def stop_started(self) -> list[str]:
+        """Stop only what this object started (a stack that was already running keeps running).
+
+        Returns the names of those services (stopped here, or found already ended by a signal); the
+        state file then lists the others only.
+        """
+        if not self._started:
+            return []
+        state = self._read_state()
+        stopped = list(self._started)
+        for name, process in self._started.items():
+            if process.poll() is None:
+                if name == "eventstore":
+                    _terminate(process.pid)
+                else:
+                    kill_process(process.pid)
+            process.wait(timeout=10)
+            if name in state and state[name].pid == process.pid:
+                del state[name]
+        self._started.clear()
+        if state:
+            self._write_state(state)
+        else:
+            self.state_file.unlink(missing_ok=True)
+        return stopped
+
+    def wait_while_serving(self, poll_s: float = 1.0) -> NoReturn:
+        """Block while the services this object started run; raise ``DevstackError`` once one exits.
+
+        A foreground stack waits here until a signal (see ``shutdown.CleanStop``) interrupts it.
+        """
+        if not self._started:
+            raise DevstackError("this Devstack started no service: nothing to serve in the foreground")
+        while True:
+            for name, process in self._started.items():
+                try:
+                    code = process.wait(timeout=poll_s)
+                except subprocess.TimeoutExpired:
+                    continue
+                raise DevstackError(f"{name} exited with code {code}; see {self.state_dir / f'{name}.log'}")
 
     def status(self) -> dict[str, str]:
         """Endpoints of the services that are running and accepting connections."""

@@ -5,6 +5,11 @@ which land everything -> reconciliation repairs what the relay dropped -> dbt bu
 print the executives' KPIs, a network and churn summary, and where to look next. Exits non-zero if
 any asset check (reconciliation or a dbt test) failed. The demo uses its own ports and data folder
 (``<data_dir>/demo``), so it never disturbs a running ``make dev``.
+
+Stopping: run under ``shutdown.CleanStop`` (as ``cdr-platform demo`` is), SIGINT or SIGTERM at any step
+ends the demo's stack and every subprocess (dbt included) and exits 130 or 143. Dagster's in-process
+execution catches those signals itself and ends its run as failed, so every in-process run is followed
+by ``raise_if_stopping()``.
 """
 
 from __future__ import annotations
@@ -17,9 +22,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-from dagster import DagsterInstance, Definitions, SensorResult, build_sensor_context
+from dagster import (
+    DagsterInstance,
+    Definitions,
+    ExecuteInProcessResult,
+    JobDefinition,
+    SensorResult,
+    build_sensor_context,
+)
 
 from cdr_platform.definitions import build_definitions
+from cdr_platform.devstack.shutdown import StopRequested, raise_if_stopping
 from cdr_platform.settings import Settings
 from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 
@@ -55,6 +68,7 @@ class _Step:
         self.outcome, self.name = outcome, name
 
     def __enter__(self) -> None:
+        raise_if_stopping()
         self.started = time.monotonic()
         _say(f"\n== {self.name}")
 
@@ -100,8 +114,12 @@ def simulate(settings: Settings, config: DemoConfig) -> Path:
         with GroundTruthWriter(truth_dir) as truth:
             faults = FaultConfig(seed=config.seed, late_rate=config.late_rate)
             result = Simulation(operator, producer, faults, truth, Progress(sys.stderr)).run_backfill()
-    finally:
+    except StopRequested:
+        raise  # queued appends are abandoned, not drained into an event store that is being stopped
+    except BaseException:
         producer.close()
+        raise
+    producer.close()
     _say(
         f"   {result.events:,} events appended to EventStoreDB ({config.members} members, {config.days} days)"
     )
@@ -136,6 +154,15 @@ def relay(settings: Settings, config: DemoConfig) -> None:
     )
 
 
+def execute(job: JobDefinition, defs: Definitions, instance: DagsterInstance) -> ExecuteInProcessResult:
+    """Run ``job`` in this process; a stop signal that Dagster caught meanwhile is raised here."""
+    run = job.execute_in_process(
+        run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
+    )
+    raise_if_stopping()
+    return run
+
+
 def land_through_sensors(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome) -> None:
     """Tick each landing sensor and run what it requests, until no sensor asks for more."""
     resources = defs.resources or {}
@@ -146,10 +173,7 @@ def land_through_sensors(defs: Definitions, instance: DagsterInstance, outcome: 
             result = sensor(build_sensor_context(instance=instance, resources=resources))
             if isinstance(result, SensorResult) and result.run_requests:
                 requested = True
-                job = defs.resolve_job_def(sensor.job_name)
-                run = job.execute_in_process(
-                    run_config=QUIET, instance=instance, resources=resources, raise_on_error=False
-                )
+                run = execute(defs.resolve_job_def(sensor.job_name), defs, instance)
                 if not run.success:
                     outcome.failed_checks.append(f"landing run of {sensor.job_name}")
                 for materialization in run.get_asset_materialization_events():
@@ -164,10 +188,7 @@ def land_through_sensors(defs: Definitions, instance: DagsterInstance, outcome: 
 
 
 def reconcile(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome) -> None:
-    job = defs.resolve_job_def("reconcile_usage_events")
-    run = job.execute_in_process(
-        run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
-    )
+    run = execute(defs.resolve_job_def("reconcile_usage_events"), defs, instance)
     for evaluation in run.get_asset_check_evaluations():
         meta = evaluation.metadata
         _say(
@@ -222,9 +243,7 @@ def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutco
     job = defs.resolve_job_def("dbt_daily_build")
     log = log_dir / "dbt_build.log"
     with log.open("w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
-        run = job.execute_in_process(
-            run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
-        )
+        run = execute(job, defs, instance)
     built = len(run.get_asset_materialization_events())
     checks = run.get_asset_check_evaluations()
     failed = [c.asset_check_key.to_user_string() for c in checks if not c.passed]
