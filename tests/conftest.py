@@ -17,7 +17,6 @@ from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import Settings, load_settings
 
-
 TIER_TIMEOUTS_S = {"unit": 120, "integration": 420, "slow": 900}
 """Per-test timeouts by tier, sized for a loaded 2-core machine (a test can set its own)."""
 
