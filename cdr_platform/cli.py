@@ -14,7 +14,7 @@ from cdr_platform.settings import SettingsError, load_settings
 from cdr_platform.simulator.commands import add_simulator_commands
 
 if TYPE_CHECKING:
-    from cdr_platform.devstack.stack import Devstack
+    from cdr_platform.devtools.stack import Devstack
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -199,7 +199,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 PROCESS_COMMANDS = ("devstack", "demo", "dev")
-"""Commands that start processes: SIGINT, SIGTERM or an error ends all of them (``CleanStop``)."""
+"""Commands that start processes: SIGINT, SIGTERM or an error ends all of them (``devtools.shutdown``)."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command not in PROCESS_COMMANDS:
             return handler(args)
-        from cdr_platform.devstack.shutdown import CleanStop
+        from cdr_platform.devtools.shutdown import CleanStop
 
         with CleanStop(f"cdr-platform {args.command}"):  # on a signal, exits 128 + its number in here
             return handler(args)

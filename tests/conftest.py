@@ -13,6 +13,7 @@ import pytest
 
 from cdr_platform.devstack.kinesis_local import kill_process, start_kinesis_local, wait_until_serving
 from cdr_platform.devstack.ports import free_port, wait_for_port
+from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import Settings, load_settings
@@ -35,6 +36,24 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 def _marks(item: pytest.Item) -> set[str]:
     return {mark.name for mark in item.iter_markers()}
+
+
+_CLEAN_STOP = pytest.StashKey[CleanStop]()
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Ctrl-C or SIGTERM (a CI timeout) ends every process the run started, within seconds.
+
+    pytest unwinds as on Ctrl-C, so fixtures tear down; meanwhile the fixtures' endpoints and the
+    tests' subprocesses are ended, and if a test swallowed the signal the run exits all the same.
+    """
+    config.stash[_CLEAN_STOP] = CleanStop("pytest", exit_on_stop=False).__enter__()
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    stop = config.stash.get(_CLEAN_STOP, None)
+    if stop is not None:
+        stop.__exit__(None, None, None)
 
 
 def pytest_sessionstart(session: pytest.Session) -> None:

@@ -223,7 +223,7 @@ class Devstack:
     def wait_while_serving(self, poll_s: float = 1.0) -> NoReturn:
         """Block while the services this object started run; raise ``DevstackError`` once one exits.
 
-        A foreground stack waits here until a signal (see ``shutdown.CleanStop``) interrupts it.
+        A foreground stack waits here until a signal (see ``devtools.shutdown.CleanStop``) interrupts it.
         """
         if not self._started:
             raise DevstackError("this Devstack started no service: nothing to serve in the foreground")

@@ -32,7 +32,7 @@ from dagster import (
 )
 
 from cdr_platform.definitions import build_definitions
-from cdr_platform.devstack.shutdown import StopRequested, raise_if_stopping
+from cdr_platform.devtools.shutdown import StopRequested, raise_if_stopping
 from cdr_platform.settings import Settings
 from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 

@@ -19,7 +19,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from cdr_platform.devstack.shutdown import stop_processes
+from cdr_platform.devtools.shutdown import stop_processes
 from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.settings import PROJECT_ROOT, Settings
 
