@@ -8,9 +8,15 @@ from datetime import UTC, datetime
 import duckdb
 import pandas as pd
 
-from cdr_platform.events import Event, Rejection, parse_event
+from cdr_platform.events import EventRow, Rejection, parse_event
 from cdr_platform.lake.connection import in_transaction
-from cdr_platform.lake.landing import SourceRecord, claim_raw_writer, insert_event_frames
+from cdr_platform.lake.landing import (
+    Parser,
+    SourceRecord,
+    claim_raw_writer,
+    insert_event_frames,
+    parse_record,
+)
 
 
 @dataclass(frozen=True)
@@ -21,11 +27,12 @@ class ReprocessResult:
     still_rejected: int
 
 
-def reprocess_dead_letter(con: duckdb.DuckDBPyConnection) -> ReprocessResult:
+def reprocess_dead_letter(con: duckdb.DuckDBPyConnection, *, parse: Parser = parse_event) -> ReprocessResult:
     """Parse every unresolved dead letter again; land and mark resolved those that now parse.
 
     One transaction: a resolved record's event and its ``resolved_at`` commit together, so a
-    crash never lands an event whose dead letter still looks open, or the reverse.
+    crash never lands an event whose dead letter still looks open, or the reverse. Parsing goes
+    through ``parse_record``, so a record that still makes the parser raise stays open.
     """
     now = datetime.now(UTC)
 
@@ -35,9 +42,9 @@ def reprocess_dead_letter(con: duckdb.DuckDBPyConnection) -> ReprocessResult:
             "SELECT dead_letter_id, source, source_position, raw_data FROM raw.dead_letter"
             " WHERE resolved_at IS NULL"
         ).fetchall()
-        fixed: list[tuple[str, str, Event, SourceRecord]] = []
+        fixed: list[tuple[str, str, EventRow, SourceRecord]] = []
         for dead_letter_id, source, position, data in rows:
-            parsed = parse_event(bytes(data))
+            parsed = parse_record(bytes(data), parse)
             if not isinstance(parsed, Rejection):
                 fixed.append((str(dead_letter_id), source, parsed, SourceRecord(bytes(data), position)))
         landed = 0
@@ -46,7 +53,7 @@ def reprocess_dead_letter(con: duckdb.DuckDBPyConnection) -> ReprocessResult:
             landed += insert_event_frames(con, events, source, now)
         if fixed:
             resolved = pd.DataFrame(
-                [(dl_id, str(event.event_id)) for dl_id, _, event, _ in fixed],
+                [(dl_id, row.event_id) for dl_id, _, row, _ in fixed],
                 columns=["dead_letter_id", "event_id"],
             )
             con.register("resolved", resolved)

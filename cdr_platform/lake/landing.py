@@ -9,25 +9,34 @@ Guarantees:
   source, position and ingestion time; later sightings are counted as duplicates.
 - A record that does not parse goes to ``raw.dead_letter`` with its bytes, position and the exact
   rejection; it is keyed by source and position, so a redelivered bad record is stored once.
+- One record never fails a batch: if parsing it raises anyway (a parser bug), or yields text the
+  warehouse cannot store, that record is dead-lettered as ``parser_exception`` with the exception
+  named, and the rest of the batch lands (``parse_record``).
 Writers to the raw layer must be serialised (one Dagster pool), since DuckLake has no unique keys.
 """
 
 from __future__ import annotations
 
+import traceback
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from pathlib import Path
 
 import duckdb
 import pandas as pd
 
-from cdr_platform.events import MEMBER_EVENT_TYPES, Event, EventRow, Rejection, parse_event
+from cdr_platform.events import MEMBER_EVENT_TYPES, Event, EventRow, Rejection, RejectionReason, parse_event
+from cdr_platform.events.rejection import storable_text
 from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.schema import RAW_TABLES
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d3e-3b0a-4d53-9d8e-5a1c2b7e9f10")
 EVENT_COLUMNS = [name.removesuffix("_json") for name in EventRow._fields]  # payload_json lands as payload
+
+Parser = Callable[[bytes], Event | Rejection]
+"""Turns one record's bytes into an event or a rejection: ``parse_event``, or a stand-in in tests."""
 
 
 @dataclass(frozen=True)
@@ -77,27 +86,72 @@ class LandingResult:
         return self.landed_usage + self.landed_member
 
 
-def _event_frame(events: list[tuple[Event, SourceRecord]], source: str, now: datetime) -> pd.DataFrame:
+def parse_record(data: bytes, parse: Parser = parse_event) -> EventRow | Rejection:
+    """The record's warehouse row, or why it has none. Never raises an ``Exception``.
+
+    ``parse_event`` itself never raises (its property tests say so); this guard is what makes that a
+    guarantee of landing, whatever the cause: an exception while parsing or flattening one record, or
+    text the warehouse cannot store (DuckDB invalidates the database on a lone surrogate), becomes a
+    ``parser_exception`` rejection naming the exception and where it was raised. Fix the parser, then
+    re-process the dead letter.
+    """
+    try:
+        parsed = parse(data)
+        if isinstance(parsed, Rejection):
+            _check_storable("rejection", [("detail", parsed.detail), ("event_type", parsed.event_type)])
+            return parsed
+        row = parsed.to_row()
+        _check_storable("event", zip(EventRow._fields, row, strict=True))
+        return row
+    except Exception as exc:
+        return Rejection(RejectionReason.PARSER_EXCEPTION, _describe_exception(exc))
+
+
+def _check_storable(what: str, fields: Iterable[tuple[str, object]]) -> None:
+    """Raise ``ValueError`` naming the first text field a warehouse VARCHAR cannot hold."""
+    for name, value in fields:
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValueError(f"the {what}'s {name} is not UTF-8 text: {exc.reason}") from None
+
+
+def _describe_exception(exc: Exception) -> str:
+    """The exception's type, message and innermost frame, as bounded, storable text, e.g.
+    ``OverflowError: integer division result too large for a float (upcasting.py:79 in call_ended_v1_to_v2)``.
+    """
+    try:
+        message = str(exc)
+    except Exception:  # an exception whose message cannot be built still has a type
+        message = "<message unavailable>"
+    text = f"{type(exc).__name__}: {message}"[:400]
+    frames = traceback.extract_tb(exc.__traceback__)
+    if frames:
+        text += f" ({Path(frames[-1].filename).name}:{frames[-1].lineno} in {frames[-1].name})"
+    return storable_text(text, 600)
+
+
+def _event_frame(events: list[tuple[EventRow, SourceRecord]], source: str, now: datetime) -> pd.DataFrame:
     if not events:
         return pd.DataFrame()
-    rows = []
-    for event, record in events:
-        row = event.to_row()
-        rows.append((*row, source, record.position, now))
+    rows = [(*row, source, record.position, now) for row, record in events]
     columns = [*EVENT_COLUMNS, "source", "source_position", "ingested_at"]
     frame = pd.DataFrame(rows, columns=columns)
     return frame.drop_duplicates("event_id", keep="first")
 
 
 def split_parsed(
-    records: Iterable[SourceRecord],
+    records: Iterable[SourceRecord], parse: Parser = parse_event
 ) -> tuple[
-    list[tuple[Event, SourceRecord]], list[tuple[Event, SourceRecord]], list[tuple[Rejection, SourceRecord]]
+    list[tuple[EventRow, SourceRecord]],
+    list[tuple[EventRow, SourceRecord]],
+    list[tuple[Rejection, SourceRecord]],
 ]:
-    """Parse every record: (usage events, member events, rejections), in source order."""
+    """Parse every record through ``parse_record``: (usage rows, member rows, rejections), in source order."""
     usage, member, rejected = [], [], []
     for record in records:
-        parsed = parse_event(record.data)
+        parsed = parse_record(record.data, parse)
         if isinstance(parsed, Rejection):
             rejected.append((parsed, record))
         elif parsed.event_type in MEMBER_EVENT_TYPES:
@@ -222,9 +276,9 @@ def save_eventstore_checkpoint(
 
 
 def insert_event_frames(
-    con: duckdb.DuckDBPyConnection, events: list[tuple[Event, SourceRecord]], source: str, now: datetime
+    con: duckdb.DuckDBPyConnection, events: list[tuple[EventRow, SourceRecord]], source: str, now: datetime
 ) -> int:
-    """Insert new events into their raw tables (inside the caller's transaction); returns how many."""
+    """Insert new events' rows into their raw tables (inside the caller's transaction); returns how many."""
     landed = 0
     for category, table in RAW_TABLES.items():
         chosen = [(e, r) for e, r in events if (e.event_type in MEMBER_EVENT_TYPES) == (category == "member")]
@@ -233,10 +287,15 @@ def insert_event_frames(
     return landed
 
 
-def land_batch(con: duckdb.DuckDBPyConnection, batch: LandingBatch) -> LandingResult:
-    """Parse and land one batch with its checkpoints in a single transaction."""
+def land_batch(
+    con: duckdb.DuckDBPyConnection, batch: LandingBatch, *, parse: Parser = parse_event
+) -> LandingResult:
+    """Parse and land one batch with its checkpoints in a single transaction.
+
+    A record that fails in any way is dead-lettered; only the warehouse itself can fail the batch.
+    """
     now = datetime.now(UTC)
-    usage, member, rejected = split_parsed(batch.records)
+    usage, member, rejected = split_parsed(batch.records, parse)
 
     def work() -> tuple[int, int, int]:
         claim_raw_writer(con, now)

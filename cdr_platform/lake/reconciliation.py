@@ -22,7 +22,7 @@ import pandas as pd
 from esdbclient import EventStoreDBClient
 from esdbclient.exceptions import EventStoreDBClientException
 
-from cdr_platform.events import USAGE_EVENT_TYPES, Rejection, parse_event
+from cdr_platform.events import USAGE_EVENT_TYPES, Rejection
 from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.landing import (
     EventStoreCheckpoint,
@@ -30,6 +30,7 @@ from cdr_platform.lake.landing import (
     SourceRecord,
     land_batch,
     load_eventstore_checkpoint,
+    parse_record,
     save_eventstore_checkpoint,
 )
 from cdr_platform.sources.eventstore_reader import EventStoreReadError, read_all_after, type_filter
@@ -74,13 +75,13 @@ def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, pa
             return added
         rows = []
         for event in events:
-            parsed = parse_event(event.data)
+            parsed = parse_record(event.data)
             # An event EventStoreDB holds but that does not parse is indexed by its stored id, without
             # an event time: it shows up as missing in the "unparseable" bucket, never silently.
             event_id, occurred = (
                 (str(event.id), None)
                 if isinstance(parsed, Rejection)
-                else (str(parsed.event_id), parsed.occurred_at)
+                else (parsed.event_id, parsed.occurred_at)
             )
             rows.append((event_id, event.type, occurred, event.commit_position, event.recorded_at))
         frame = pd.DataFrame(

@@ -21,7 +21,7 @@ import duckdb
 from esdbclient import EventStoreDBClient
 
 from cdr_platform.errors import PlatformError
-from cdr_platform.events import MEMBER_EVENT_TYPES, USAGE_EVENT_TYPES, Rejection, parse_event
+from cdr_platform.events import MEMBER_EVENT_TYPES, USAGE_EVENT_TYPES, Rejection
 from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.dead_letter import ReprocessResult, reprocess_dead_letter
 from cdr_platform.lake.landing import (
@@ -30,6 +30,7 @@ from cdr_platform.lake.landing import (
     SourceRecord,
     land_batch,
     load_eventstore_checkpoint,
+    parse_record,
 )
 from cdr_platform.sources.eventstore_reader import read_all_after
 
@@ -57,7 +58,7 @@ class ReplayRange:
         """Whether an event falls in the time window (unparseable ones are kept, for the dead letter)."""
         if self.occurred_from is None and self.occurred_to is None:
             return True
-        parsed = parse_event(data)
+        parsed = parse_record(data)
         if isinstance(parsed, Rejection):
             return True
         after_start = self.occurred_from is None or parsed.occurred_at >= self.occurred_from
