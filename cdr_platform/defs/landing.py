@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -22,6 +23,9 @@ from cdr_platform.defs.resources import LakeResource
 from cdr_platform.lake.connection import LakeError
 
 T = TypeVar("T")
+
+PROBE_DEADLINE_S = 15.0
+"""How long a sensor waits for one endpoint before skipping the tick (Dagster's tick limit is 60 s)."""
 
 IN_FLIGHT = [
     DagsterRunStatus.QUEUED,
@@ -63,3 +67,33 @@ def read_landed(
         return empty  # the warehouse exists, but no landing run has created the checkpoints yet
     except LakeError as exc:
         return SkipReason(f"the lake cannot be read: {exc}")
+
+
+def probe_within(endpoint: str, probe: Callable[[], T], deadline_s: float = PROBE_DEADLINE_S) -> T:
+    """``probe()``, or ``EndpointHungError`` naming ``endpoint`` once ``deadline_s`` has passed.
+
+    The probe runs on a daemon thread: an endpoint that accepts connections but never answers
+    (a frozen process, a black-holed route) cannot hold the sensor tick past its limit. Clients
+    carry their own shorter timeouts, so the abandoned thread ends soon after.
+    """
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(probe())
+        except BaseException as exc:  # handed to the caller's thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=run, name=f"probe {endpoint}", daemon=True)
+    worker.start()
+    worker.join(deadline_s)
+    if worker.is_alive():
+        raise EndpointHungError(f"{endpoint} did not answer within {deadline_s:.0f}s (hung or overloaded)")
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
+
+class EndpointHungError(TimeoutError):
+    """An endpoint accepted the call but did not answer within the sensor's deadline."""

@@ -19,7 +19,7 @@ from pydantic import Field
 
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
-from cdr_platform.settings import Settings
+from cdr_platform.settings import Settings, redacted_uri
 from cdr_platform.sources.eventstore_reader import connect_eventstore
 from cdr_platform.sources.kinesis_client import kinesis_client
 
@@ -37,6 +37,17 @@ class KinesisResource(ConfigurableResource):
     def get_client(self) -> Any:
         return kinesis_client(self.region, self.endpoint_url)
 
+    def probe_client(self) -> Any:
+        """A client for sensor probes: few attempts and short timeouts, so a tick stays short."""
+        return kinesis_client(
+            self.region, self.endpoint_url, max_attempts=2, connect_timeout_s=3, read_timeout_s=5
+        )
+
+    @property
+    def endpoint_name(self) -> str:
+        """How messages name this endpoint."""
+        return f"Kinesis stream {self.usage_stream!r} at {self.endpoint_url or f'AWS {self.region}'}"
+
 
 class EventStoreResource(ConfigurableResource):
     """esdbclient against a single node, a cluster (``esdb+discover://``) or the local server."""
@@ -48,6 +59,11 @@ class EventStoreResource(ConfigurableResource):
     member_event_types: list[str]
     settle_seconds: int = 120
     """Reconciliation judges only events recorded longer ago than this (newer ones may be in flight)."""
+
+    @property
+    def endpoint_name(self) -> str:
+        """How messages name this endpoint (credentials redacted)."""
+        return f"EventStoreDB at {redacted_uri(self.uri)}"
 
     @contextmanager
     def client(self) -> Iterator[EventStoreDBClient]:

@@ -142,10 +142,12 @@ def read_all_after(
     return events[:limit]
 
 
-def latest_position(client: EventStoreDBClient, event_types: Iterable[str]) -> int | None:
+def latest_position(
+    client: EventStoreDBClient, event_types: Iterable[str], timeout_s: float | None = None
+) -> int | None:
     """Commit position of the newest event of these types (None if there is none): the sensor's probe."""
     try:
-        position = client.get_commit_position(filter_include=type_filter(event_types))
+        position = client.get_commit_position(filter_include=type_filter(event_types), timeout=timeout_s)
     except EventStoreDBClientException as exc:
         raise EventStoreReadError(f"EventStoreDB did not answer: {exc!r}") from exc
     return position or None

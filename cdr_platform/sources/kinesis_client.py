@@ -11,7 +11,13 @@ from botocore.config import Config
 LOOPBACK_HOSTS = {"127.0.0.1", "localhost", "::1"}
 
 
-def kinesis_client(region: str, endpoint_url: str | None = None, max_attempts: int = 5) -> Any:
+def kinesis_client(
+    region: str,
+    endpoint_url: str | None = None,
+    max_attempts: int = 5,
+    connect_timeout_s: float = 10,
+    read_timeout_s: float = 30,
+) -> Any:
     """Build a Kinesis client.
 
     With no endpoint it uses AWS's default credential chain (environment, profile, instance or
@@ -23,7 +29,9 @@ def kinesis_client(region: str, endpoint_url: str | None = None, max_attempts: i
         # botocore's 60 s connect timeout would let an unreachable endpoint hold each attempt for a
         # minute; Kinesis answers a connect in milliseconds, so 10 s only ever cuts real outages short.
         "config": Config(
-            retries={"max_attempts": max_attempts, "mode": "adaptive"}, connect_timeout=10, read_timeout=30
+            retries={"max_attempts": max_attempts, "mode": "adaptive"},
+            connect_timeout=connect_timeout_s,
+            read_timeout=read_timeout_s,
         ),
     }
     if endpoint_url is not None:

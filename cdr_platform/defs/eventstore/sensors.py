@@ -12,7 +12,13 @@ from dagster import (
 )
 
 from cdr_platform.defs.eventstore.assets import MEMBER_CONSUMER, land_member_events_job
-from cdr_platform.defs.landing import landing_run_in_flight, read_landed
+from cdr_platform.defs.landing import (
+    PROBE_DEADLINE_S,
+    EndpointHungError,
+    landing_run_in_flight,
+    probe_within,
+    read_landed,
+)
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.errors import PlatformError
 from cdr_platform.lake.landing import load_eventstore_checkpoint
@@ -36,11 +42,17 @@ def eventstore_member_sensor(
     landed = read_landed(lake, lambda con: load_eventstore_checkpoint(con, MEMBER_CONSUMER), None)
     if isinstance(landed, SkipReason):
         return landed
-    try:
+
+    def newest_member_event() -> int | None:
         with eventstore.client() as client:
-            newest = latest_position(client, eventstore.member_event_types)
+            return latest_position(client, eventstore.member_event_types, timeout_s=PROBE_DEADLINE_S / 2)
+
+    try:
+        newest = probe_within(eventstore.endpoint_name, newest_member_event)
     except PlatformError as exc:
-        return SkipReason(f"EventStoreDB unreachable: {exc}")
+        return SkipReason(f"{eventstore.endpoint_name} unreachable: {exc}")
+    except EndpointHungError as exc:
+        return SkipReason(str(exc))
     cursor = json.dumps({"v": CURSOR_VERSION, "landed": landed, "newest": newest})
     if newest is None or (landed is not None and newest <= landed):
         return SensorResult(skip_reason=SkipReason("no member event past the landed position"), cursor=cursor)

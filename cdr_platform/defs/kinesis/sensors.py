@@ -13,7 +13,7 @@ from dagster import (
 )
 
 from cdr_platform.defs.kinesis.assets import land_usage_events_job
-from cdr_platform.defs.landing import landing_run_in_flight, read_landed
+from cdr_platform.defs.landing import EndpointHungError, landing_run_in_flight, probe_within, read_landed
 from cdr_platform.defs.resources import KinesisResource, LakeResource
 from cdr_platform.lake.landing import load_shard_checkpoints
 from cdr_platform.sources.kinesis_reader import ShardPosition, list_shards, readable_shards, shard_has_news
@@ -37,16 +37,22 @@ def kinesis_usage_sensor(
     if isinstance(landed, SkipReason):
         return landed
     positions = {k: ShardPosition(v.sequence_number, v.shard_ended) for k, v in landed.items()}
-    client = kinesis.get_client()
-    try:
+    client = kinesis.probe_client()
+
+    def shards_with_news() -> list[str]:
         shards = readable_shards(list_shards(client, kinesis.usage_stream), positions)
-        with_news = [
+        return [
             s.shard_id
             for s in shards
             if shard_has_news(client, kinesis.usage_stream, s, positions.get(s.shard_id))
         ]
+
+    try:
+        with_news = probe_within(kinesis.endpoint_name, shards_with_news)
     except (BotoCoreError, ClientError) as exc:
-        return SkipReason(f"Kinesis stream {kinesis.usage_stream!r} unreachable: {exc}")
+        return SkipReason(f"{kinesis.endpoint_name} unreachable: {exc}")
+    except EndpointHungError as exc:
+        return SkipReason(str(exc))
     cursor = json.dumps({"v": CURSOR_VERSION, "shards_with_news": with_news})
     if not with_news:
         return SensorResult(skip_reason=SkipReason("no shard has records past its checkpoint"), cursor=cursor)
