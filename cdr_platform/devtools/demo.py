@@ -7,20 +7,29 @@ any asset check (reconciliation or a dbt test) failed. The demo uses its own por
 (``<data_dir>/demo``), so it never disturbs a running ``make dev``.
 
 Stopping: run under ``shutdown.CleanStop`` (as ``cdr-platform demo`` is), SIGINT or SIGTERM at any step
-ends the demo's stack and every subprocess (dbt included) and exits 130 or 143. Dagster's in-process
-execution catches those signals itself and ends its run as failed, so every in-process run is followed
-by ``raise_if_stopping()``.
+ends the demo's stack and every subprocess (dbt included) and exits 130 or 143 within seconds. Dagster
+runs execute in a worker thread (``execute``) so that the signal reaches the demo, not Dagster.
 """
 
 from __future__ import annotations
 
-import contextlib
 import shutil
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import (
+    AbstractContextManager,
+    ExitStack,
+    closing,
+    contextmanager,
+    redirect_stderr,
+    redirect_stdout,
+)
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 from dagster import (
     DagsterInstance,
@@ -32,7 +41,7 @@ from dagster import (
 )
 
 from cdr_platform.definitions import build_definitions
-from cdr_platform.devtools.shutdown import StopRequested, raise_if_stopping
+from cdr_platform.devtools.shutdown import StopRequested
 from cdr_platform.settings import Settings
 from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 
@@ -55,6 +64,8 @@ class DemoOutcome:
     timings: dict[str, float] = field(default_factory=dict)
 
 
+T = TypeVar("T")
+
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """Run config for in-process runs: the demo prints its own summary lines."""
 
@@ -68,7 +79,6 @@ class _Step:
         self.outcome, self.name = outcome, name
 
     def __enter__(self) -> None:
-        raise_if_stopping()
         self.started = time.monotonic()
         _say(f"\n== {self.name}")
 
@@ -110,16 +120,10 @@ def simulate(settings: Settings, config: DemoConfig) -> Path:
     operator = build_operator(OperatorConfig(seed=config.seed, members=config.members), start, config.days)
     truth_dir = settings.data_dir / "truth"
     producer = EventStoreProducer(connect_eventstore_from(settings), workers=8)
-    try:
-        with GroundTruthWriter(truth_dir) as truth:
-            faults = FaultConfig(seed=config.seed, late_rate=config.late_rate)
-            result = Simulation(operator, producer, faults, truth, Progress(sys.stderr)).run_backfill()
-    except StopRequested:
-        raise  # queued appends are abandoned, not drained into an event store that is being stopped
-    except BaseException:
-        producer.close()
-        raise
-    producer.close()
+    # On a stop, queued appends are abandoned rather than drained into an event store being stopped.
+    with unless_stopped(closing(producer)), GroundTruthWriter(truth_dir) as truth:
+        faults = FaultConfig(seed=config.seed, late_rate=config.late_rate)
+        result = Simulation(operator, producer, faults, truth, Progress(sys.stderr)).run_backfill()
     _say(
         f"   {result.events:,} events appended to EventStoreDB ({config.members} members, {config.days} days)"
     )
@@ -154,13 +158,48 @@ def relay(settings: Settings, config: DemoConfig) -> None:
     )
 
 
+@contextmanager
+def unless_stopped(manager: AbstractContextManager[T]) -> Iterator[T]:
+    """Enter ``manager`` and exit it when the block ends, except when a stop signal ends the block.
+
+    After a stop, an abandoned Dagster run (``execute``) or producer thread may still use the resource
+    until the process exits a moment later: closing it under them only makes them print errors.
+    """
+    with ExitStack() as stack:
+        value = stack.enter_context(manager)
+        try:
+            yield value
+        except StopRequested:
+            stack.pop_all()  # never exited: the process is leaving
+            raise
+
+
 def execute(job: JobDefinition, defs: Definitions, instance: DagsterInstance) -> ExecuteInProcessResult:
-    """Run ``job`` in this process; a stop signal that Dagster caught meanwhile is raised here."""
-    run = job.execute_in_process(
-        run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
-    )
-    raise_if_stopping()
-    return run
+    """Run ``job`` in this process, in a worker thread, and return its result.
+
+    From the main thread, ``execute_in_process`` installs Dagster's own SIGINT/SIGTERM handlers and
+    raises the interrupt inside whatever code runs: in dagster-dbt's thread pool that can leave a lock
+    held and hang the run (seen here). From a worker thread it installs none, so a stop signal reaches
+    the demo's handler at once; the run is then abandoned and its dbt subprocess ended with the rest.
+    """
+    finished: list[ExecuteInProcessResult | BaseException] = []
+
+    def run() -> None:
+        try:
+            finished.append(
+                job.execute_in_process(
+                    run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
+                )
+            )
+        except BaseException as exc:  # handed to the caller below
+            finished.append(exc)
+
+    worker = threading.Thread(target=run, name=f"run of {job.name}", daemon=True)
+    worker.start()
+    worker.join()  # a signal interrupts this wait
+    if isinstance(finished[0], BaseException):
+        raise finished[0]
+    return finished[0]
 
 
 def land_through_sensors(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome) -> None:
@@ -217,7 +256,7 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
         with _Step(outcome, "relay usage events to Kinesis (with faults)"):
             relay(settings, config)
         defs = build_definitions(settings)
-        with DagsterInstance.ephemeral() as instance:
+        with unless_stopped(DagsterInstance.ephemeral()) as instance:
             with _Step(outcome, "sensors request landing runs; runs land the raw layer"):
                 land_through_sensors(defs, instance, outcome)
             with _Step(outcome, "reconcile with EventStoreDB and repair gaps"):
@@ -242,7 +281,11 @@ def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutco
     """The daily full build: every model and every dbt test (tests are asset checks)."""
     job = defs.resolve_job_def("dbt_daily_build")
     log = log_dir / "dbt_build.log"
-    with log.open("w") as handle, contextlib.redirect_stdout(handle), contextlib.redirect_stderr(handle):
+    with (
+        unless_stopped(log.open("w")) as handle,
+        unless_stopped(redirect_stdout(handle)),
+        unless_stopped(redirect_stderr(handle)),
+    ):
         run = execute(job, defs, instance)
     built = len(run.get_asset_materialization_events())
     checks = run.get_asset_check_evaluations()

@@ -7,7 +7,7 @@
   so ``with`` and ``finally`` blocks unwind (a ``Devstack`` stops its services);
 - at the same moment a helper thread ends every descendant process (``end_descendants``), even when
   the main thread is busy in C code or a library swallowed the signal with a handler of its own
-  (Dagster's in-process execution does: ``raise_if_stopping`` re-raises the stop after such a call);
+  (Dagster's in-process execution does, when run from the main thread);
 - when the block exits, what it stopped is printed on stderr, and with ``exit_on_stop`` the process
   exits at once with 128 + the signal number (130 for SIGINT, 143 for SIGTERM), abandoning worker
   threads instead of waiting for them;
@@ -271,16 +271,6 @@ def kill_descendants(root: int | None = None) -> StopReport:
 
 
 # -- the context manager -----------------------------------------------------------------------
-_ACTIVE: list[CleanStop] = []
-"""Signal dispositions belong to the process, so the active clean stops do too (innermost last)."""
-
-
-def raise_if_stopping() -> None:
-    """Raise ``StopRequested`` if a stop signal arrived: call it after code that may have swallowed one."""
-    if _ACTIVE and _ACTIVE[-1].signum is not None:
-        raise StopRequested(_ACTIVE[-1].signum)
-
-
 def _signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
@@ -323,7 +313,6 @@ class CleanStop:
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._sender.fileno(), warn_on_full_buffer=False)
         for signum in STOP_SIGNALS:
             self._previous_handlers[signum] = signal.signal(signum, self._handle)
-        _ACTIVE.append(self)
         self._watchdog.start()
         return self
 
@@ -350,8 +339,6 @@ class CleanStop:
             os._exit(128 + self.signum)
 
     def _restore(self) -> None:
-        if self in _ACTIVE:
-            _ACTIVE.remove(self)
         for signum, handler in self._previous_handlers.items():
             signal.signal(signum, handler)  # type: ignore[arg-type]
         signal.set_wakeup_fd(self._previous_wakeup_fd)
