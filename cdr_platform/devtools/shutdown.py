@@ -265,9 +265,9 @@ def end_descendants(
         wait(_POLL_S)
 
 
-def kill_descendants(root: int | None = None) -> StopReport:
-    """SIGKILL every descendant at once (the forced path); returns when they are gone."""
-    return end_descendants(0.0, root=root)
+def kill_descendants(known: Iterable[ProcessEntry] = ()) -> StopReport:
+    """The forced path: SIGKILL every descendant and each of ``known`` at once; returns once they are gone."""
+    return end_descendants(0.0, known=known)
 
 
 # -- the context manager -----------------------------------------------------------------------
@@ -372,7 +372,7 @@ class CleanStop:
 
     def _force(self, why: str) -> None:
         with self._force_lock:  # never released: the first caller ends the process
-            self.report.merge(kill_descendants())
+            self.report.merge(kill_descendants(known=self._tree_at_signal))
             self._say(f"{why}: killed what was left; stopped {self.report.describe()}")
             os._exit(128 + (self.signum or signal.SIGTERM))
 
