@@ -1,9 +1,10 @@
 """Ctrl-C and SIGTERM end everything a command started, within 10 seconds, whatever it was doing.
 
-``cdr-platform demo`` is signalled in each of its stages (simulate, relay, landing, dbt build) and
-the ``make dev`` loop with its whole Dagster tree up; each must exit with 128 + the signal number,
-say what it stopped, and leave no process and no listening port behind. SIGINT goes to the
-command's process group as a terminal's Ctrl-C does; SIGTERM to its pid only, as a CI timeout does.
+``cdr-platform demo`` is signalled in each of its stages (simulate, relay, landing, dbt build), the
+``make dev`` loop with its whole Dagster tree up, and ``devstack up --foreground``; each must exit
+with 128 + the signal number, say what it stopped, and leave no process and no listening port
+behind. SIGINT goes to the command's process group as a terminal's Ctrl-C does; SIGTERM to its pid
+only, as a CI timeout does.
 """
 
 from __future__ import annotations
@@ -81,6 +82,27 @@ def test_dev_loop_stops_everything_it_started(tmp_path: Path, signal_name: str) 
     assert port in stopped.ports or signum == signal.SIGTERM, stopped.ports
     assert f"stopped on {signal_name}: " in dev.stderr and "dagster dev (pid" in dev.stderr, dev.output()
     assert not (tmp_path / "devstack" / "state.json").exists()  # the stack it started is down
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("signal_name", SIGNALS)
+def test_foreground_devstack_serves_until_a_signal(tmp_path: Path, signal_name: str) -> None:
+    signum = SIGNALS[signal_name]
+    env = clean_environment(
+        CDR_DATA_DIR=str(tmp_path),
+        CDR_KINESIS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
+        CDR_EVENTSTORE_URI=f"esdb://127.0.0.1:{free_port()}?Tls=false",
+    )
+    argv = [*CLI, "devstack", "up", "--foreground", "--ephemeral"]
+    stack = Command.start(argv, env, tmp_path / "stderr.log")
+    stack.wait_for_line("serving in the foreground", deadline_s=90)
+
+    stopped = signal_and_wait(stack, signum)
+
+    assert stopped.exit_code == 128 + signum, stack.output()
+    assert len(stopped.ports) >= 3, stopped.ports
+    assert "kinesis-local (pid" in stack.stderr and "EventStoreDB server (pid" in stack.stderr
+    assert not (tmp_path / "devstack" / "state.json").exists()
 
 
 def _answers(url: str) -> bool:
