@@ -23,6 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdr_platform.defs.transform.project import dbt_cli, dbt_project
+from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from tests.transform.dataset import AS_OF, generate_events, land_events
@@ -86,4 +87,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with CleanStop("bench/dbt_incremental.py"):  # Ctrl-C or SIGTERM ends every process it started
+        main()

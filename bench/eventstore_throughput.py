@@ -28,6 +28,8 @@ from pathlib import Path
 
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 
+from cdr_platform.devtools.shutdown import CleanStop
+
 BATCH = 100
 STREAMS = 20
 PAYLOAD = b'{"msisdn": "447700900123", "cell": "LON-0042", "seconds": 187, "kind": "voice"}'
@@ -154,4 +156,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with CleanStop("bench/eventstore_throughput.py"):  # Ctrl-C or SIGTERM ends every process it started
+        main()

@@ -36,6 +36,7 @@ from esdbclient import EventStoreDBClient
 
 from cdr_platform.definitions import build_definitions
 from cdr_platform.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
+from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.events.framing import deaggregate
 from cdr_platform.lake.connection import connect_lake
@@ -213,4 +214,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with CleanStop("bench/freshness.py"):  # Ctrl-C or SIGTERM ends every process it started
+        main()

@@ -20,6 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cdr_platform.devstack.kinesis_local import kill_process, start_kinesis_local, wait_until_serving
 from cdr_platform.devstack.ports import free_port
+from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.events import Rejection, parse_event
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream, page_to_records
@@ -101,4 +102,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with CleanStop("bench/kinesis_landing.py"):  # Ctrl-C or SIGTERM ends every process it started
+        main()

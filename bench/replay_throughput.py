@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 from eventstore_throughput import server_process
 
+from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.events import encode_event
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.replay import ALL_BUSINESS_TYPES, replay_from_eventstore
@@ -69,4 +70,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with CleanStop("bench/replay_throughput.py"):  # Ctrl-C or SIGTERM ends every process it started
+        main()

@@ -28,6 +28,7 @@ from cdr_platform.devstack.kinesis_local import (
     wait_until_serving,
 )
 from cdr_platform.devstack.ports import free_port, wait_for_port
+from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.events import USAGE_EVENT_TYPES
 from cdr_platform.events.framing import UserRecord
 from cdr_platform.simulator.builders import produce
@@ -145,4 +146,5 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    with CleanStop("bench/simulator_throughput.py"):  # Ctrl-C or SIGTERM ends every process it started
+        main()
