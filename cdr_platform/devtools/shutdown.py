@@ -3,7 +3,7 @@
 ``CleanStop`` is a context manager for the main thread of a command (``cdr-platform demo``, ``dev``,
 ``devstack up``, a benchmark, a pytest session). While it is active:
 
-- the first SIGINT or SIGTERM raises ``StopRequested`` (a ``KeyboardInterrupt``) in the main thread,
+- the first SIGINT, SIGTERM or SIGHUP raises ``StopRequested`` (a ``KeyboardInterrupt``) in the main thread,
   so ``with`` and ``finally`` blocks unwind (a ``Devstack`` stops its services);
 - at the same moment a helper thread ends every descendant process (``end_descendants``), even when
   the main thread is busy in C code or a library swallowed the signal with a handler of its own
@@ -39,7 +39,9 @@ from types import FrameType, TracebackType
 
 from cdr_platform.devstack.kinesis_local import KINESIS_LOCAL_MAIN
 
-STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+"""Ctrl-C, a supervisor's or CI's stop, and a closed terminal (which would otherwise orphan the
+children that run in sessions of their own)."""
 GRACE_S = 4.0
 """Between SIGTERM and SIGKILL. Direct children get SIGTERM first (``dagster dev`` then stops its own
 children); the rest of the tree gets it after half of this."""
@@ -51,7 +53,7 @@ _SETTLE_S = 2.0
 
 
 class StopRequested(KeyboardInterrupt):
-    """SIGINT or SIGTERM arrived: unwind, and exit with ``exit_code`` (128 + the signal number)."""
+    """A stop signal arrived: unwind, and exit with ``exit_code`` (128 + the signal number)."""
 
     def __init__(self, signum: int) -> None:
         super().__init__(signal.Signals(signum).name)
@@ -187,7 +189,7 @@ def _send(entry: ProcessEntry, signum: int, own_group: int) -> None:
         else:
             os.kill(entry.pid, signum)
     except (ProcessLookupError, PermissionError):
-        pass
+        pass  # gone already, or not ours to signal: still alive, it is reported as a survivor
 
 
 # -- ending the descendants --------------------------------------------------------------------
@@ -276,7 +278,7 @@ def _signal_name(signum: int) -> str:
 
 
 class CleanStop:
-    """Stop everything this process started on SIGINT, SIGTERM or an error; see the module docstring."""
+    """Stop everything this process started on a stop signal or an error; see the module docstring."""
 
     def __init__(
         self,

@@ -85,9 +85,10 @@ def test_dev_loop_stops_everything_it_started(tmp_path: Path, signal_name: str) 
 
 
 @pytest.mark.timeout(120)
-@pytest.mark.parametrize("signal_name", SIGNALS)
+@pytest.mark.parametrize("signal_name", [*SIGNALS, "SIGHUP"])
 def test_foreground_devstack_serves_until_a_signal(tmp_path: Path, signal_name: str) -> None:
-    signum = SIGNALS[signal_name]
+    """SIGHUP too: a closed terminal must not orphan the services, which run in sessions of their own."""
+    signum = getattr(signal, signal_name)
     env = clean_environment(
         CDR_DATA_DIR=str(tmp_path),
         CDR_KINESIS_ENDPOINT_URL=f"http://127.0.0.1:{free_port()}",
