@@ -314,6 +314,8 @@ class CleanStop:
         self._sender.setblocking(False)
         self._previous_wakeup_fd = signal.set_wakeup_fd(self._sender.fileno(), warn_on_full_buffer=False)
         for signum in STOP_SIGNALS:
+            if signal.getsignal(signum) is signal.SIG_IGN:
+                continue  # ignored on purpose by whoever started us (nohup, a background job)
             self._previous_handlers[signum] = signal.signal(signum, self._handle)
         self._watchdog.start()
         return self
