@@ -262,9 +262,12 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
             with _Step(outcome, "reconcile with EventStoreDB and repair gaps"):
                 reconcile(defs, instance, outcome)
             with _Step(outcome, "dbt builds the marts"):
-                build_marts(defs, instance, outcome, settings.data_dir)
-        with _Step(outcome, "report"):
-            report(settings, truth_dir)
+                marts_built = build_marts(defs, instance, outcome, settings.data_dir)
+        if marts_built:
+            with _Step(outcome, "report"):
+                report(settings, truth_dir)
+        else:
+            _say("\n== report skipped: the dbt build run failed, so the marts it would read are incomplete")
     total = time.monotonic() - started
     _say(f"\ndemo finished in {total:.0f}s")
     if outcome.failed_checks:
@@ -277,8 +280,12 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
     return 0
 
 
-def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome, log_dir: Path) -> None:
-    """The daily full build: every model and every dbt test (tests are asset checks)."""
+def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome, log_dir: Path) -> bool:
+    """The daily full build: every model and every dbt test (tests are asset checks).
+
+    Returns whether the run succeeded (failed dbt tests alone leave the marts readable); what
+    failed, checks or models, is named in ``outcome`` and printed.
+    """
     job = defs.resolve_job_def("dbt_daily_build")
     log = log_dir / "dbt_build.log"
     with (
@@ -295,7 +302,10 @@ def build_marts(defs: Definitions, instance: DagsterInstance, outcome: DemoOutco
     )
     outcome.failed_checks += failed
     if not run.success:
-        outcome.failed_checks.append("dbt build run")
+        failed_steps = [event.step_key for event in run.get_step_failure_events() if event.step_key]
+        outcome.failed_checks.append(f"dbt build run ({', '.join(failed_steps) or 'see ' + str(log)})")
+        _say(f"   the dbt build run failed: {', '.join(failed_steps) or 'no step ran'}; see {log}")
+    return run.success
 
 
 def report(settings: Settings, truth_dir: Path) -> None:
