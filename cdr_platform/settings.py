@@ -126,6 +126,28 @@ class Settings(BaseSettings):
         description="Reconciliation ignores events recorded more recently (still in flight).",
     )
 
+    reconcile_lookback_hours: int = Field(
+        default=6,
+        ge=1,
+        le=24 * 31,
+        description="Hours of event time every incremental reconciliation re-judges, besides the hours "
+        "touched by new index entries and new raw rows since its last run.",
+    )
+    dedupe_window_hours: float = Field(
+        default=6,
+        gt=0,
+        le=24 * 31,
+        description="How far apart in occurred_at two sightings of one event_id may be and still land once. "
+        "Relay redeliveries and replays carry EventStoreDB's stored bytes (0 apart); only a producer "
+        "re-stamping a retried fact moves occurred_at, by its retry budget (seconds to minutes). "
+        "Landing reads this slice of event time around each batch, so a wider window costs more.",
+    )
+    lake_snapshot_retention_hours: int = Field(
+        default=168,
+        ge=1,
+        description="Lake maintenance expires snapshots older than this: time travel reaches this far back.",
+    )
+
     lake_catalog: str = Field(
         default="",
         description="DuckLake catalog: 'sqlite:<path>' locally, 'postgres:<libpq dsn>' in production.",

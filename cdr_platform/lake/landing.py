@@ -6,7 +6,10 @@ Guarantees:
   it was, so the same records are read again; a crash after it has already moved the checkpoint.
 - ``event_id`` is unique across ``raw.usage_events`` and ``raw.member_events`` whatever path
   brought an event (Kinesis, EventStoreDB, a replay): the first sighting wins and keeps its
-  source, position and ingestion time; later sightings are counted as duplicates.
+  source, position and ingestion time; later sightings are counted as duplicates. This holds for
+  every later sighting whose ``occurred_at`` is within the dedupe window (``dedupe_window_hours``,
+  inclusive at both ends) of the first one's: the check reads only that slice of event time, so
+  its cost is flat in history. A sighting further away lands a second row (see the README).
 - A record that does not parse goes to ``raw.dead_letter`` with its bytes, position and the exact
   rejection; it is keyed by source and position, so a redelivered bad record is stored once.
 - One record never fails a batch: if parsing it raises anyway (a parser bug), or yields text the
@@ -21,7 +24,7 @@ import traceback
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -161,14 +164,46 @@ def split_parsed(
     return usage, member, rejected
 
 
-def _insert_new_events(con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame) -> int:
-    """Insert the rows whose event_id is not in the table yet; returns how many were new.
+def configured_dedupe_window() -> timedelta:
+    """The dedupe window of the settings (``CDR_DEDUPE_WINDOW_HOURS``), for callers that pass none."""
+    from cdr_platform.settings import load_settings  # settings sit above the lake; read at call time
 
-    The check is on ``event_id`` alone, over the whole table: a retried producer may stamp a new
-    ``occurred_at`` on the same business fact, and it must still land once.
+    return timedelta(hours=load_settings().dedupe_window_hours)
+
+
+def event_time_ranges(times: Iterable[datetime], window: timedelta) -> list[tuple[datetime, datetime]]:
+    """The slices of event time a batch can collide with: each time +/- ``window``, overlaps merged.
+
+    A live batch gives one short range; a batch with a few late events adds one range per late
+    cluster instead of stretching one range over everything in between.
+    """
+    ranges: list[tuple[datetime, datetime]] = []
+    for moment in sorted(times):
+        low, high = moment - window, moment + window
+        if ranges and low <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], high)
+        else:
+            ranges.append((low, high))
+    return ranges
+
+
+def _insert_new_events(
+    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, window: timedelta
+) -> int:
+    """Insert the rows whose event_id is not in the table within the dedupe window; returns how many.
+
+    The check is keyed by ``event_id`` and reads only rows whose ``occurred_at`` is within ``window``
+    of an incoming event's: a retried producer may stamp a new ``occurred_at`` on the same business
+    fact, and it lands once as long as the two times are at most ``window`` apart. Each range is its
+    own scan with constant bounds, so DuckLake skips every data file (and day partition) whose
+    ``occurred_at`` statistics fall outside it: the cost depends on the window, not on the history.
     """
     if frame.empty:
         return 0
+    ranges = event_time_ranges(pd.to_datetime(frame["occurred_at"], utc=True).dt.to_pydatetime(), window)
+    seen = " UNION ALL ".join(
+        f"SELECT event_id, occurred_at FROM {table} WHERE occurred_at BETWEEN ? AND ?" for _ in ranges
+    )
     con.register("incoming", frame)
     try:
         inserted = con.execute(
@@ -178,8 +213,11 @@ def _insert_new_events(con: duckdb.DuckDBPyConnection, table: str, frame: pd.Dat
                    i.correlation_id, i.producer, CAST(i.payload AS JSON), i.source, i.source_position,
                    i.ingested_at
             FROM incoming i
-            ANTI JOIN {table} t ON t.event_id = CAST(i.event_id AS UUID)
-            """
+            ANTI JOIN ({seen}) t ON t.event_id = CAST(i.event_id AS UUID)
+                AND t.occurred_at BETWEEN CAST(i.occurred_at AS TIMESTAMPTZ) - ?
+                                      AND CAST(i.occurred_at AS TIMESTAMPTZ) + ?
+            """,
+            [*(bound for pair in ranges for bound in pair), window, window],
         ).fetchone()
     finally:
         con.unregister("incoming")
@@ -276,31 +314,47 @@ def save_eventstore_checkpoint(
 
 
 def insert_event_frames(
-    con: duckdb.DuckDBPyConnection, events: list[tuple[EventRow, SourceRecord]], source: str, now: datetime
+    con: duckdb.DuckDBPyConnection,
+    events: list[tuple[EventRow, SourceRecord]],
+    source: str,
+    now: datetime,
+    dedupe_window: timedelta | None = None,
 ) -> int:
     """Insert new events' rows into their raw tables (inside the caller's transaction); returns how many."""
+    window = configured_dedupe_window() if dedupe_window is None else dedupe_window
     landed = 0
     for category, table in RAW_TABLES.items():
         chosen = [(e, r) for e, r in events if (e.event_type in MEMBER_EVENT_TYPES) == (category == "member")]
         if chosen:
-            landed += _insert_new_events(con, table, _event_frame(chosen, source, now))
+            landed += _insert_new_events(con, table, _event_frame(chosen, source, now), window)
     return landed
 
 
 def land_batch(
-    con: duckdb.DuckDBPyConnection, batch: LandingBatch, *, parse: Parser = parse_event
+    con: duckdb.DuckDBPyConnection,
+    batch: LandingBatch,
+    *,
+    parse: Parser = parse_event,
+    dedupe_window: timedelta | None = None,
 ) -> LandingResult:
     """Parse and land one batch with its checkpoints in a single transaction.
 
     A record that fails in any way is dead-lettered; only the warehouse itself can fail the batch.
+    ``dedupe_window`` (default: the settings' ``dedupe_window_hours``) bounds how far apart in
+    ``occurred_at`` two sightings of one event may be and still land once.
     """
     now = datetime.now(UTC)
+    window = configured_dedupe_window() if dedupe_window is None else dedupe_window
     usage, member, rejected = split_parsed(batch.records, parse)
 
     def work() -> tuple[int, int, int]:
         claim_raw_writer(con, now)
-        landed_usage = _insert_new_events(con, RAW_TABLES["usage"], _event_frame(usage, batch.source, now))
-        landed_member = _insert_new_events(con, RAW_TABLES["member"], _event_frame(member, batch.source, now))
+        usage_frame, member_frame = (
+            _event_frame(usage, batch.source, now),
+            _event_frame(member, batch.source, now),
+        )
+        landed_usage = _insert_new_events(con, RAW_TABLES["usage"], usage_frame, window)
+        landed_member = _insert_new_events(con, RAW_TABLES["member"], member_frame, window)
         dead_lettered = _insert_dead_letters(con, batch.source, rejected, now)
         _save_checkpoints(con, batch, now)
         return landed_usage, landed_member, dead_lettered

@@ -68,12 +68,49 @@ DDL = [
 
 RAW_TABLES = {"usage": "raw.usage_events", "member": "raw.member_events"}
 
+PARTITIONED_BY_EVENT_DAY = {
+    "raw.usage_events": "occurred_at",
+    "raw.member_events": "occurred_at",
+    "meta.eventstore_usage_index": "occurred_at",
+}
+"""Tables partitioned by UTC day of event time, so landing's dedupe window and reconciliation's hours
+read a few day folders (and files whose min/max event time overlaps them), never the whole history."""
+
+
+def _partition_clause(column: str) -> str:
+    return f"year({column}), month({column}), day({column})"
+
 
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
-    """Create the raw and meta tables if missing (idempotent; safe from several processes)."""
+    """Create the raw and meta tables if missing, and partition the event tables by event day.
+
+    Idempotent and safe from several processes. On a lake created before partitioning this sets the
+    partitioning (DuckLake applies it to data files written from then on; older files keep their
+    layout and are still skipped by their min/max statistics).
+    """
 
     def create() -> None:
         for statement in DDL:
             con.execute(statement)
+        for table, column in PARTITIONED_BY_EVENT_DAY.items():
+            if not _is_partitioned(con, table):
+                con.execute(f"ALTER TABLE {table} SET PARTITIONED BY ({_partition_clause(column)})")
 
     in_transaction(con, create)
+
+
+def _is_partitioned(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether DuckLake's catalog holds a partitioning for ``table`` (schema.table)."""
+    schema, name = table.split(".")
+    database = con.execute("SELECT current_database()").fetchone()[0]
+    row = con.execute(
+        f"""
+        SELECT count(*) FROM "__ducklake_metadata_{database}".ducklake_partition_info p
+        JOIN "__ducklake_metadata_{database}".ducklake_table t USING (table_id)
+        JOIN "__ducklake_metadata_{database}".ducklake_schema s USING (schema_id)
+        WHERE t.table_name = ? AND s.schema_name = ? AND t.end_snapshot IS NULL
+          AND s.end_snapshot IS NULL AND p.end_snapshot IS NULL
+        """,
+        [name, schema],
+    ).fetchone()
+    return bool(row and row[0])

@@ -91,7 +91,7 @@ def test_same_event_id_with_a_new_event_time_lands_once(lake: duckdb.DuckDBPyCon
     from datetime import timedelta
 
     first = build_event("call_ended", "retried")
-    retried = first.model_copy(update={"occurred_at": first.occurred_at + timedelta(days=1)})
+    retried = first.model_copy(update={"occurred_at": first.occurred_at + timedelta(hours=3)})
     land_batch(lake, LandingBatch("kinesis", _records((first, "s/1/0"))))
     again = land_batch(lake, LandingBatch("eventstore", _records((retried, "77"))))
     assert (again.landed, again.duplicates) == (0, 1)
