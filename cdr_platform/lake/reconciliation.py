@@ -8,13 +8,20 @@ then compares the index with ``raw.usage_events``:
 - a surplus (events in the lake that EventStoreDB does not hold) is an error, reported with ids.
 Only events recorded before ``settled_before`` are judged, so records still in flight through the
 relay are not mistaken for losses.
+
+Each run is incremental, so its cost is flat in history: it judges only the hours of event time
+touched since its last run (new index entries past its judged position, raw rows ingested after
+its judged time, including late events in old hours) plus the last ``lookback`` hours, and reads
+only those hours of the index and the raw table (both partitioned by event day). Its own
+checkpoint (index position and raw ingestion time judged up to) is kept in the lake's checkpoints
+table. ``full=True`` (and the first run) judges every hour, the explicit full re-check.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from functools import partial
 
 import duckdb
@@ -36,6 +43,12 @@ from cdr_platform.lake.landing import (
 from cdr_platform.sources.eventstore_reader import EventStoreReadError, read_all_after, type_filter
 
 INDEX_CONSUMER = "reconciliation_index"
+JUDGED_POSITION = "reconciliation_judged_position"
+"""Checkpoint: every settled index entry at or before this commit position has been judged."""
+JUDGED_INGESTED = "reconciliation_judged_ingested_us"
+"""Checkpoint: raw rows ingested at or before this time (epoch microseconds) have been judged. Sound
+because raw-layer writers take turns (the Dagster pool): none commits rows stamped earlier later."""
+DEFAULT_LOOKBACK = timedelta(hours=6)
 SOURCE = "reconciliation"
 
 
@@ -125,42 +138,137 @@ def _read_exact(client: EventStoreDBClient, positions: list[int]) -> list[Source
     return records
 
 
+def _hour_ranges(hours: list[datetime]) -> list[tuple[datetime, datetime]]:
+    """Contiguous [start, end) ranges covering these hours."""
+    ranges: list[tuple[datetime, datetime]] = []
+    for hour in sorted(set(hours)):
+        if ranges and hour <= ranges[-1][1]:
+            ranges[-1] = (ranges[-1][0], max(ranges[-1][1], hour + timedelta(hours=1)))
+        else:
+            ranges.append((hour, hour + timedelta(hours=1)))
+    return ranges
+
+
+def _scan(table: str, columns: str, ranges: list[tuple[datetime, datetime]] | None) -> tuple[str, list]:
+    """SQL reading ``table`` within the hour ranges (one scan per range, so DuckLake prunes files)."""
+    if ranges is None:
+        return f"SELECT {columns} FROM {table}", []
+    if not ranges:
+        return f"SELECT {columns} FROM {table} WHERE false", []
+    sql = " UNION ALL ".join(
+        f"SELECT {columns} FROM {table} WHERE occurred_at >= ? AND occurred_at < ?" for _ in ranges
+    )
+    return sql, [bound for pair in ranges for bound in pair]
+
+
+def changed_hours(
+    con: duckdb.DuckDBPyConnection, settled_before: datetime, lookback: timedelta
+) -> list[datetime] | None:
+    """The hours to judge since the last run, or None when there is no last run (judge everything)."""
+    position = load_eventstore_checkpoint(con, JUDGED_POSITION)
+    ingested_us = load_eventstore_checkpoint(con, JUDGED_INGESTED)
+    if position is None or ingested_us is None:
+        return None
+    ingested = datetime.fromtimestamp(ingested_us / 1e6, UTC)
+    rows = con.execute(
+        """
+        SELECT DISTINCT date_trunc('hour', occurred_at) FROM meta.eventstore_usage_index
+        WHERE commit_position > ? AND occurred_at IS NOT NULL
+        UNION
+        SELECT DISTINCT date_trunc('hour', occurred_at) FROM raw.usage_events WHERE ingested_at > ?
+        """,
+        [position, ingested],
+    ).fetchall()
+    hours = [row[0] for row in rows]
+    start = (settled_before - lookback).replace(minute=0, second=0, microsecond=0)
+    hours += [start + timedelta(hours=h) for h in range(int(lookback / timedelta(hours=1)) + 2)]
+    return hours
+
+
+def _save_judged(con: duckdb.DuckDBPyConnection, settled_before: datetime) -> None:
+    """Move the checkpoint to the last index entry before the first unsettled one, and to the newest
+    raw ingestion time (read past the previous one only, so the scan stays small)."""
+    row = con.execute(
+        """
+        SELECT coalesce(min(commit_position) FILTER (WHERE recorded_at >= ?) - 1, max(commit_position))
+        FROM meta.eventstore_usage_index WHERE commit_position > coalesce(?, 0)
+        """,
+        [settled_before, load_eventstore_checkpoint(con, JUDGED_POSITION)],
+    ).fetchone()
+    now = datetime.now(UTC)
+    if row and row[0] is not None:
+        save_eventstore_checkpoint(con, EventStoreCheckpoint(JUDGED_POSITION, int(row[0])), now)
+    elif load_eventstore_checkpoint(con, JUDGED_POSITION) is None:
+        save_eventstore_checkpoint(con, EventStoreCheckpoint(JUDGED_POSITION, 0), now)
+    previous = load_eventstore_checkpoint(con, JUDGED_INGESTED) or 0
+    newest = con.execute(
+        "SELECT max(ingested_at) FROM raw.usage_events WHERE ingested_at > ?",
+        [datetime.fromtimestamp(previous / 1e6, UTC)],
+    ).fetchone()[0]
+    if newest is not None:
+        micros = int(newest.timestamp() * 1e6)
+        save_eventstore_checkpoint(con, EventStoreCheckpoint(JUDGED_INGESTED, micros), now)
+    elif load_eventstore_checkpoint(con, JUDGED_INGESTED) is None:
+        save_eventstore_checkpoint(con, EventStoreCheckpoint(JUDGED_INGESTED, 0), now)
+
+
 def reconcile_usage_events(
     con: duckdb.DuckDBPyConnection,
     client: EventStoreDBClient,
     settled_before: datetime,
     *,
     repair: bool = True,
+    full: bool = False,
+    lookback: timedelta = DEFAULT_LOOKBACK,
     log: Callable[[str], None] = lambda _: None,
 ) -> ReconciliationReport:
-    """Compare every hour of event time with EventStoreDB; repair gaps; report surpluses."""
+    """Compare the changed hours of event time (every hour if ``full``) with EventStoreDB; repair gaps;
+    report surpluses. The judged checkpoint moves only after the run judged (and repaired) them."""
     report = ReconciliationReport(indexed=refresh_index(con, client))
+    hours = None if full else changed_hours(con, settled_before, lookback)
+    ranges = None if hours is None else _hour_ranges(hours)
+    index_sql, index_params = _scan(
+        "meta.eventstore_usage_index", "event_id, occurred_at, commit_position, recorded_at", ranges
+    )
+    raw_sql, raw_params = _scan("raw.usage_events", "event_id, occurred_at", ranges)
+    # An index entry without an event time (unparseable in EventStoreDB) belongs to no hour: new ones
+    # are judged by position, all of them on a full run.
+    unparseable_after = 0 if hours is None else load_eventstore_checkpoint(con, JUDGED_POSITION) or 0
     settled = "(recorded_at IS NULL OR recorded_at < ?)"
-    hours = con.execute(
+    hours_rows = con.execute(
         f"""
+        WITH judged AS (
+            {index_sql}
+            UNION ALL
+            SELECT event_id, occurred_at, commit_position, recorded_at FROM meta.eventstore_usage_index
+            WHERE occurred_at IS NULL AND commit_position > ?
+        ), landed AS ({raw_sql})
         SELECT date_trunc('hour', i.occurred_at) AS hour, count(*) AS in_eventstore,
                count(u.event_id) AS landed,
                list(i.event_id::VARCHAR ORDER BY i.commit_position)
                    FILTER (WHERE u.event_id IS NULL) AS missing_ids,
                list(i.commit_position ORDER BY i.commit_position)
                    FILTER (WHERE u.event_id IS NULL) AS missing_pos
-        FROM meta.eventstore_usage_index i
-        LEFT JOIN raw.usage_events u USING (event_id)
+        FROM judged i
+        LEFT JOIN landed u USING (event_id)
         WHERE {settled}
         GROUP BY 1 ORDER BY 1
         """,
-        [settled_before],
+        [*index_params, unparseable_after, *raw_params, settled_before],
     ).fetchall()
+    # A surplus is a landed row EventStoreDB does not hold; its index entry, if any, carries the same
+    # event time (same bytes), so the index is read over the same hours.
     surplus = con.execute(
-        """
-        SELECT u.event_id::VARCHAR FROM raw.usage_events u
-        ANTI JOIN meta.eventstore_usage_index i USING (event_id)
+        f"""
+        SELECT u.event_id::VARCHAR FROM ({raw_sql}) u
+        ANTI JOIN ({index_sql}) i USING (event_id)
         ORDER BY u.occurred_at
-        """
+        """,
+        [*raw_params, *index_params],
     ).fetchall()
     report.surplus_event_ids = [row[0] for row in surplus]
     missing_positions: list[int] = []
-    for hour, in_eventstore, landed, missing_ids, missing_pos in hours:
+    for hour, in_eventstore, landed, missing_ids, missing_pos in hours_rows:
         missing_ids, missing_pos = missing_ids or [], missing_pos or []
         report.missing_event_ids += missing_ids
         missing_positions += [int(p) for p in missing_pos]
@@ -175,6 +283,8 @@ def reconcile_usage_events(
             HourResult(h.hour, h.in_eventstore, h.landed_before, h.missing, repaired_by_hour.get(h.hour, 0))
             for h in report.hours
         ]
+    if report.ok:  # hours with an unrepaired gap or a surplus stay to be judged again
+        in_transaction(con, partial(_save_judged, con, settled_before))
     return report
 
 

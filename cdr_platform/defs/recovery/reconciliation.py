@@ -1,4 +1,8 @@
-"""Reconciliation of ``raw/usage_events`` with EventStoreDB, hour by hour of event time, with repair."""
+"""Reconciliation of ``raw/usage_events`` with EventStoreDB, hour by hour of event time, with repair.
+
+Each run judges the hours changed since the last one plus a look-back (``CDR_RECONCILE_LOOKBACK_HOURS``);
+run the job with ``{"full": true}`` as the check's config for a full re-check of every hour.
+"""
 
 from datetime import UTC, datetime, timedelta
 
@@ -8,17 +12,31 @@ from dagster import (
     AssetCheckSeverity,
     AssetMaterialization,
     AssetSelection,
+    Config,
     DefaultScheduleStatus,
     MetadataValue,
     ScheduleDefinition,
     asset_check,
     define_asset_job,
 )
+from pydantic import Field
 
 from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.lake.reconciliation import ReconciliationReport, reconcile_usage_events
+from cdr_platform.settings import load_settings
+
+
+class ReconciliationConfig(Config):
+    full: bool = Field(
+        default=False,
+        description="Judge every hour of event time (a full re-check, cost grows with history) instead of "
+        "the hours changed since the last run plus the look-back.",
+    )
+    lookback_hours: int | None = Field(
+        default=None, ge=0, description="Default: the setting CDR_RECONCILE_LOOKBACK_HOURS."
+    )
 
 
 def hours_table(report: ReconciliationReport) -> str:
@@ -39,13 +57,20 @@ def hours_table(report: ReconciliationReport) -> str:
     "events the lake holds but EventStoreDB does not fail the check with their ids.",
 )
 def reconciled_with_eventstore(
-    context: AssetCheckExecutionContext, eventstore: EventStoreResource, lake: LakeResource
+    context: AssetCheckExecutionContext,
+    config: ReconciliationConfig,
+    eventstore: EventStoreResource,
+    lake: LakeResource,
 ) -> AssetCheckResult:
+    hours = config.lookback_hours
+    lookback = timedelta(hours=load_settings().reconcile_lookback_hours if hours is None else hours)
     with eventstore.client() as client, lake.connect() as con:
         report = reconcile_usage_events(
             con,
             client,
             datetime.now(UTC) - timedelta(seconds=eventstore.settle_seconds),
+            full=config.full,
+            lookback=lookback,
             log=context.log.info,
         )
     if report.repaired:  # rows were added: downstream automation must see a new materialization
@@ -67,6 +92,7 @@ def reconciled_with_eventstore(
         severity=AssetCheckSeverity.ERROR,
         description=description,
         metadata={
+            "full": config.full,
             "hours_checked": len(report.hours),
             "indexed_now": report.indexed,
             "missing": report.missing,
@@ -83,7 +109,8 @@ def reconciled_with_eventstore(
 reconcile_job = define_asset_job(
     "reconcile_usage_events",
     selection=AssetSelection.checks(reconciled_with_eventstore),
-    description="Reconcile raw/usage_events with EventStoreDB and repair gaps.",
+    description="Reconcile raw/usage_events with EventStoreDB and repair gaps: the hours changed since the "
+    "last run plus a look-back; run config full: true re-checks every hour.",
 )
 
 reconcile_schedule = ScheduleDefinition(
