@@ -4,8 +4,10 @@ Runnable alone (``.venv/bin/python bench/simulator_throughput.py [--members N] [
 kinesis-local and the EventStoreDB-compatible server itself, on free ports, in memory, and stops them.
 Baselines from the same run: generation alone (events built and encoded, nothing sent) is the ceiling of
 every other line, and raw put_records of the same events (KPL-aggregated, no EventStoreDB) is the ceiling
-of the relay on this Kinesis endpoint. The last line is the headline ratio: end-to-end backfill
-(EventStoreDB then Kinesis) against generation alone.
+of the relay on this Kinesis endpoint; the backfill is also run the old way, one stream per append call
+(``--streams-per-call 1``), into a second, fresh event store. The last lines are the headlines: end-to-end
+backfill (EventStoreDB then Kinesis), and the backfill into EventStoreDB in events/s against generation
+alone and against one stream per call (target: >= 10k events/s).
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -35,7 +38,7 @@ from cdr_platform.simulator.builders import produce
 from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.ground_truth import GroundTruthWriter
 from cdr_platform.simulator.model import OperatorConfig, build_operator
-from cdr_platform.simulator.producers import DiscardingSink, EventStoreProducer
+from cdr_platform.simulator.producers import STREAMS_PER_CALL, DiscardingSink, EventStoreProducer
 from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.simulator.traffic import day_count, operator_day
 from cdr_platform.sources.kinesis_publisher import KinesisPublisher
@@ -55,11 +58,31 @@ def _best_of(runs: int, action: Callable[[], int]) -> tuple[int, float]:
     return min((_timed(action) for _ in range(runs)), key=lambda timed: timed[1])
 
 
+@contextmanager
+def event_store(log: Path) -> Iterator[str]:
+    """An in-memory EventStoreDB-compatible server in its own process; yields its URI."""
+    port = free_port()
+    with log.open("wb") as output:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "cdr_platform.devstack.eventstore", "--port", str(port), "--memory"],
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        if not wait_for_port("127.0.0.1", port, 60):
+            raise SystemExit(f"the event store did not start; see {log}")
+        yield f"esdb://127.0.0.1:{port}?Tls=false"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1000)
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=8)
+    parser.add_argument("--streams-per-call", type=int, default=STREAMS_PER_CALL)
     args = parser.parse_args()
     config = OperatorConfig(seed=7, members=args.members)
     operator = build_operator(config, START, args.days)
@@ -77,31 +100,29 @@ def main() -> None:
 
     rows.append(("generation + ground-truth CSV", *_best_of(3, generate_with_truth)))
 
-    kinesis_port, es_port = free_port(), free_port()
-    kinesis_process = start_kinesis_local(kinesis_port, work / "kinesis.log")
-    with (work / "eventstore.log").open("wb") as es_log:
-        es_process = subprocess.Popen(
-            [sys.executable, "-m", "cdr_platform.devstack.eventstore", "--port", str(es_port), "--memory"],
-            stdout=es_log,
-            stderr=subprocess.STDOUT,
+    def backfill_into(uri: str, streams_per_call: int, truth_dir: Path) -> int:
+        producer = EventStoreProducer(
+            EventStoreDBClient(uri), workers=args.workers, streams_per_call=streams_per_call
         )
-    try:
+        try:
+            with GroundTruthWriter(truth_dir) as truth:
+                return Simulation(operator, producer, FaultConfig(), truth).run_backfill().events
+        finally:
+            producer.close()
+
+    with event_store(work / "eventstore-one-per-call.log") as uri:
+        one_per_call = _timed(lambda: backfill_into(uri, 1, work / "truth-one-per-call"))
+    rows.append(("backfill, one stream per call (+ truth)", *one_per_call))
+    with ExitStack() as stack:
+        uri = stack.enter_context(event_store(work / "eventstore.log"))
+        batched = _timed(lambda: backfill_into(uri, args.streams_per_call, work / "truth"))
+        rows.append((f"backfill, {args.streams_per_call} streams per call (+ truth)", *batched))
+        kinesis_port = free_port()  # started after the backfills, so they do not share the CPU with it
+        kinesis_process = start_kinesis_local(kinesis_port, work / "kinesis.log")
+        stack.callback(kill_process, kinesis_process.pid)
         endpoint = f"http://127.0.0.1:{kinesis_port}"
-        uri = f"esdb://127.0.0.1:{es_port}?Tls=false"
         wait_until_serving(endpoint, kinesis_process, 60)
-        if not wait_for_port("127.0.0.1", es_port, 60):
-            raise SystemExit(f"the event store did not start; see {work / 'eventstore.log'}")
         kinesis = local_kinesis_client(endpoint)
-
-        def backfill() -> int:
-            producer = EventStoreProducer(EventStoreDBClient(uri), workers=args.workers)
-            try:
-                with GroundTruthWriter(work / "truth") as truth:
-                    return Simulation(operator, producer, FaultConfig(), truth).run_backfill().events
-            finally:
-                producer.close()
-
-        rows.append(("backfill into EventStoreDB (+ truth)", *_timed(backfill)))
         kinesis.create_stream(StreamName="bench", ShardCount=2)
         kinesis.get_waiter("stream_exists").wait(StreamName="bench", WaiterConfig={"Delay": 0.2})
 
@@ -127,22 +148,22 @@ def main() -> None:
             return len(usage)
 
         rows.append(("put_records alone (Kinesis ceiling)", *_timed(raw_put)))
-    finally:
-        kill_process(kinesis_process.pid)
-        es_process.terminate()
-        es_process.wait(timeout=10)
 
     ceiling = rows[0][1] / rows[0][2]
     print(f"{'stage':<40} {'events':>10} {'seconds':>9} {'events/s':>10} {'vs generation':>14}")
     for name, count, seconds in rows:
         rate = count / seconds
         print(f"{name:<40} {count:>10,} {seconds:>9.2f} {rate:>10,.0f} {rate / ceiling:>13.3f}x")
-    backfill_count, backfill_s = rows[2][1], rows[2][2]
+    backfill_count, backfill_s = batched
     end_to_end = backfill_count / (backfill_s + relay_s)
     print(f"{'end to end (backfill, then relay)':<40} {backfill_count:>10,} {backfill_s + relay_s:>9.2f} "
           f"{end_to_end:>10,.0f} {end_to_end / ceiling:>13.3f}x")  # fmt: skip
     print(f"headline: end-to-end backfill runs at {end_to_end / ceiling:.3f}x generation alone "
           f"({end_to_end:,.0f} vs {ceiling:,.0f} events/s)")  # fmt: skip
+    rate, before = backfill_count / backfill_s, one_per_call[0] / one_per_call[1]
+    print(f"headline: backfill into EventStoreDB at {rate:,.0f} events/s, {rate / ceiling:.3f}x generation "
+          f"alone ({ceiling:,.0f} events/s), {rate / before:.1f}x one stream per call "
+          f"({before:,.0f} events/s)")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -14,12 +14,10 @@ left out) rather than the generated helper itself.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import NoReturn, TypeVar, cast
+from typing import NoReturn
 
 import grpc
 from esdbclient.protos.Grpc import code_pb2, shared_pb2, status_pb2, streams_pb2, streams_pb2_grpc
@@ -46,7 +44,6 @@ from cdr_platform.devstack.eventstore.wire import (
 )
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 _Options = streams_pb2.ReadReq.Options
 _LIVE_WAIT_S = 1.0
@@ -314,15 +311,10 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
     def BatchAppend(
         self, request_iterator: Iterator[streams_pb2.BatchAppendReq], context: grpc.ServicerContext
     ) -> Iterator[streams_pb2.BatchAppendResp]:
-        """Bidirectional append: requests are grouped by correlation id until ``is_final``.
-
-        Requests are received on a thread of their own while the responses go out, so a client that
-        multiplexes many streams' appends on one call pays one receive and one send per append, not a
-        receive waiting behind each send. Responses still follow the order of the final requests.
-        """
+        """Bidirectional append: requests are grouped by correlation id until ``is_final``."""
         pending: dict[str, _PendingBatch] = {}
         try:
-            for request in _received_ahead(request_iterator):
+            for request in request_iterator:
                 correlation = uuid_string(request.correlation_id, "the correlation id")
                 batch = pending.get(correlation)
                 if batch is None:
@@ -413,37 +405,6 @@ class StreamsService(streams_pb2_grpc.StreamsServicer):
         return streams_pb2.TombstoneResp(
             position=streams_pb2.TombstoneResp.Position(commit_position=position, prepare_position=position)
         )
-
-
-_END = object()
-
-
-def _received_ahead(requests: Iterator[T]) -> Iterator[T]:
-    """``requests`` drained by a daemon thread into a queue; its exception, if any, re-raised here."""
-    received: queue.SimpleQueue[object] = queue.SimpleQueue()
-
-    def drain() -> None:
-        try:
-            for request in requests:
-                received.put(request)
-        except BaseException as error:  # handed to the consumer, which raises it
-            received.put(_Raised(error))
-            return
-        received.put(_END)
-
-    threading.Thread(target=drain, name="esdb-batch-append-reader", daemon=True).start()
-    while True:
-        item = received.get()
-        if item is _END:
-            return
-        if isinstance(item, _Raised):
-            raise item.error
-        yield cast(T, item)
-
-
-@dataclass(frozen=True, slots=True)
-class _Raised:
-    error: BaseException
 
 
 def _append_success(result: AppendResult) -> streams_pb2.AppendResp.Success:
