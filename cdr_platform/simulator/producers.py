@@ -182,8 +182,10 @@ class EventStoreProducer:
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="esdb-append")
 
     def submit(self, appends: Sequence[StreamAppend]) -> PendingAppends:
-        single = [a for a in appends if len(split_for_append(a.events)) == 1]
-        large = [a for a in appends if len(split_for_append(a.events)) > 1]
+        single: list[StreamAppend] = []
+        large: list[StreamAppend] = []
+        for append in appends:
+            (single if len(split_for_append(append.events)) == 1 else large).append(append)
         futures = [self._pool.submit(self.append_stream, append) for append in large]
         if self.streams_per_call <= 1:
             futures += [self._pool.submit(self.append_stream, append) for append in single]
