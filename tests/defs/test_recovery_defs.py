@@ -103,4 +103,5 @@ def test_eventstore_sensor_skips_clearly_when_eventstore_is_down(lake_paths) -> 
     with DagsterInstance.ephemeral() as instance:
         result = eventstore_member_sensor(build_sensor_context(instance=instance, resources=resources))
     assert isinstance(result, SkipReason)
-    assert "EventStoreDB unreachable" in (result.skip_message or "")
+    message = result.skip_message or ""
+    assert message.startswith("EventStoreDB at esdb://127.0.0.1:") and "unreachable" in message
