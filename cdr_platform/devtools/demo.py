@@ -8,7 +8,7 @@ any asset check (reconciliation or a dbt test) failed. The demo uses its own por
 
 Stopping: run under ``shutdown.CleanStop`` (as ``cdr-platform demo`` is), SIGINT or SIGTERM at any step
 ends the demo's stack and every subprocess (dbt included) and exits 130 or 143 within seconds. Dagster
-runs execute in a worker thread (``execute``) so that the signal reaches the demo, not Dagster.
+code runs off the main thread (``off_main_thread``) so that the signal reaches the demo, not Dagster.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import shutil
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import (
     AbstractContextManager,
     ExitStack,
@@ -28,6 +28,7 @@ from contextlib import (
 )
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from pathlib import Path
 from typing import TypeVar
 
@@ -40,6 +41,7 @@ from dagster import (
     build_sensor_context,
 )
 
+from cdr_platform.analytics.dashboard import DEFAULT_PORT as DASHBOARD_PORT
 from cdr_platform.definitions import build_definitions
 from cdr_platform.devtools.shutdown import StopRequested
 from cdr_platform.settings import Settings
@@ -174,32 +176,40 @@ def unless_stopped(manager: AbstractContextManager[T]) -> Iterator[T]:
             raise
 
 
-def execute(job: JobDefinition, defs: Definitions, instance: DagsterInstance) -> ExecuteInProcessResult:
-    """Run ``job`` in this process, in a worker thread, and return its result.
+def off_main_thread(call: Callable[[], T], name: str) -> T:
+    """Run ``call`` in a worker thread and return its result, or raise its exception.
 
-    From the main thread, ``execute_in_process`` installs Dagster's own SIGINT/SIGTERM handlers and
-    raises the interrupt inside whatever code runs: in dagster-dbt's thread pool that can leave a lock
-    held and hang the run (seen here). From a worker thread it installs none, so a stop signal reaches
-    the demo's handler at once; the run is then abandoned and its dbt subprocess ended with the rest.
+    Dagster code run from the main thread (a sensor tick, ``execute_in_process``) installs its own
+    SIGINT/SIGTERM handlers and raises its interrupt inside whatever runs: the demo's stop then comes
+    as Dagster's exception, and in dagster-dbt's thread pool it can leave a lock held and hang the run
+    (seen here). From a worker thread Dagster installs none, so a stop signal reaches the demo's
+    handler at once; the worker is then abandoned, and its subprocesses ended with the rest.
     """
-    finished: list[ExecuteInProcessResult | BaseException] = []
+    finished: list[T | BaseException] = []
 
     def run() -> None:
         try:
-            finished.append(
-                job.execute_in_process(
-                    run_config=QUIET, instance=instance, resources=defs.resources or {}, raise_on_error=False
-                )
-            )
+            finished.append(call())
         except BaseException as exc:  # handed to the caller below
             finished.append(exc)
 
-    worker = threading.Thread(target=run, name=f"run of {job.name}", daemon=True)
+    worker = threading.Thread(target=run, name=name, daemon=True)
     worker.start()
     worker.join()  # a signal interrupts this wait
     if isinstance(finished[0], BaseException):
         raise finished[0]
     return finished[0]
+
+
+def execute(job: JobDefinition, defs: Definitions, instance: DagsterInstance) -> ExecuteInProcessResult:
+    """Run ``job`` in this process (off the main thread) and return its result."""
+    resources = defs.resources or {}
+    return off_main_thread(
+        lambda: job.execute_in_process(
+            run_config=QUIET, instance=instance, resources=resources, raise_on_error=False
+        ),
+        f"run of {job.name}",
+    )
 
 
 def land_through_sensors(defs: Definitions, instance: DagsterInstance, outcome: DemoOutcome) -> None:
@@ -209,7 +219,8 @@ def land_through_sensors(defs: Definitions, instance: DagsterInstance, outcome: 
         requested = False
         for sensor_name in ("kinesis_usage_sensor", "eventstore_member_sensor"):
             sensor = defs.resolve_sensor_def(sensor_name)
-            result = sensor(build_sensor_context(instance=instance, resources=resources))
+            context = build_sensor_context(instance=instance, resources=resources)
+            result = off_main_thread(partial(sensor, context), f"tick of {sensor_name}")
             if isinstance(result, SensorResult) and result.run_requests:
                 requested = True
                 run = execute(defs.resolve_job_def(sensor.job_name), defs, instance)
@@ -277,6 +288,10 @@ def run_demo(settings: Settings, config: DemoConfig | None = None) -> int:
         "next: `make dev` for the Dagster UI at http://127.0.0.1:3000 with live traffic; query this run's "
         f"marts with `CDR_DATA_DIR={settings.data_dir} .venv/bin/cdr-platform sql`"
     )
+    _say(
+        f"executives' dashboard of this run: `CDR_DATA_DIR={settings.data_dir} .venv/bin/cdr-platform "
+        f"dashboard`, then open http://127.0.0.1:{DASHBOARD_PORT}"
+    )
     return 0
 
 
@@ -322,8 +337,11 @@ def report(settings: Settings, truth_dir: Path) -> None:
         _say(f"   raw layer: {usage:,} usage events, {members:,} member events, {dead:,} dead letters")
         kpis = con.execute(
             "SELECT kpi_label, unit, value_today, value_same_time_last_week, change_ratio, "
-            "strftime(as_of, '%Y-%m-%d %H:%M') FROM marts.rpt_exec_kpis_intraday ORDER BY kpi_order"
+            "strftime(as_of, '%Y-%m-%d %H:%M:%S') FROM marts.rpt_exec_kpis_intraday ORDER BY kpi_order"
         ).fetchall()
+        latest_event = con.execute(
+            "SELECT strftime(max(occurred_at), '%Y-%m-%d %H:%M:%S') FROM raw.usage_events"
+        ).fetchone()[0]
         cells = con.execute(
             """
             SELECT cell_id, sum(dropped_calls) AS dropped, sum(answered_calls) AS answered,
@@ -344,7 +362,11 @@ def report(settings: Settings, truth_dir: Path) -> None:
         con.close()
 
     as_of = kpis[0][5] if kpis else "n/a"
-    _say(f"\n   executive KPIs, today so far (as of {as_of} UTC) vs the same time last week")
+    _say(f"\n   executive KPIs, today so far (as of {as_of} UTC) vs exactly the same span last week")
+    _say(
+        f"   (as of = what every Kinesis shard has landed, minus what may be in flight; the latest event "
+        f"time, {latest_event} UTC, is a completion past it and no longer sets the cut-off)"
+    )
     for label, unit, today, last_week, change, _ in kpis:
         change_text = "n/a" if change is None else f"{change:+.1%}"
         _say(f"   {label:<32} {_fmt(today, unit):>14} {_fmt(last_week, unit):>14} {change_text:>9}")
