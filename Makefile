@@ -9,9 +9,15 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: install prepare demo test test-fast dev lint format clean
+.PHONY: install chromium prepare demo test test-fast dev lint format clean
 
-install: $(VENV)/.synced $(NPM_DIR)/node_modules/.installed
+install: $(VENV)/.synced $(NPM_DIR)/node_modules/.installed chromium
+
+# The dashboard's browser test drives Debian's chromium headless (Playwright's download fails here).
+chromium:
+	@command -v chromium >/dev/null || { \
+	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
+	  echo "chromium is missing and could not be installed (apt-get install -y chromium, as root): the dashboard's browser test will be skipped" >&2; }
 
 # Dagster loads dbt's manifest and never runs dbt while loading: parse it here when a model changes.
 prepare: install $(MANIFEST)

@@ -1,4 +1,4 @@
-"""CLI subcommands for analysts and owners: ``cdr-platform owners`` and ``cdr-platform sql``.
+"""CLI subcommands for analysts, executives and owners: ``owners``, ``sql`` and ``dashboard``.
 
 ``cdr_platform/cli.py`` registers them with ``add_analytics_commands(commands)``.
 """
@@ -50,8 +50,14 @@ def _sql(args: argparse.Namespace) -> int:
         con.close()
 
 
+def _dashboard(args: argparse.Namespace) -> int:
+    from cdr_platform.analytics.dashboard import serve
+
+    return serve(load_settings(), host=args.host, port=args.port, refresh_s=args.refresh_seconds)
+
+
 def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``owners`` and ``sql`` on the top-level subparsers of ``cdr-platform``."""
+    """Register ``owners``, ``sql`` and ``dashboard`` on the top-level subparsers of ``cdr-platform``."""
     owners = commands.add_parser(
         "owners",
         help="list every asset with its owners, group, upstream and downstream",
@@ -73,3 +79,20 @@ def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # typ
         help="print the ATTACH statement for the DuckDB CLI or notebooks",
     )
     sql.set_defaults(handler=_sql)
+
+    from cdr_platform.analytics.dashboard import DEFAULT_PORT, DEFAULT_REFRESH_S
+
+    dashboard = commands.add_parser(
+        "dashboard",
+        help="serve the executives' read-only dashboard (KPIs vs last week, hourly chart, worst cells)",
+        description="Reads the marts only; the page refreshes by itself. Safe while pipelines write.",
+    )
+    dashboard.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
+    dashboard.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"port (default {DEFAULT_PORT})")
+    dashboard.add_argument(
+        "--refresh-seconds",
+        type=float,
+        default=DEFAULT_REFRESH_S,
+        help=f"how often the page re-reads the marts (default {DEFAULT_REFRESH_S:g})",
+    )
+    dashboard.set_defaults(handler=_dashboard)

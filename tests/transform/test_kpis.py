@@ -118,11 +118,10 @@ def test_engagement_matches(built_lake: BuiltLake, frame: pd.DataFrame) -> None:
 def test_exec_intraday_kpis_match_today_and_same_time_last_week(
     built_lake: BuiltLake, frame: pd.DataFrame, call_rows: pd.DataFrame
 ) -> None:
-    # "Now" is the latest call event or usage event counted in a member day (not an SMS delivery report).
-    counted = frame.event_type.str.startswith("call_") | frame.event_type.isin(
-        ["sms_submitted", "data_session_ended", "usage_rated", "topup_completed"]
-    )
-    as_of = frame[counted].occurred_at.max()
+    # "Now" is the landed watermark: the latest opening event (call attempt, SMS submission, top-up)
+    # landed, less the in-flight allowance (60 s); this lake lands as one partition, without shards.
+    opening = frame.event_type.isin(["call_attempted", "sms_submitted", "topup_completed"])
+    as_of = frame[opening].occurred_at.max() - timedelta(seconds=60)
     mart = built_lake.full_refresh["rpt_exec_kpis_intraday"].set_index("kpi")
     assert pd.Timestamp(mart.as_of.iloc[0]) == as_of
     expected = reference.intraday(frame, call_rows, as_of)

@@ -9,7 +9,9 @@
   back to back; batching by a cron tick bounds builds to six an hour while keeping the executive
   view within ~10 minutes plus build time of the raw layer. Requests propagate down the graph in
   the same evaluation, so one run carries a change from staging to the KPIs.
-- The executives' KPIs carry a freshness policy: warn after 20 minutes, fail after 45.
+- The executives' KPIs carry a freshness policy: warn after 20 minutes, fail after 45. Their data is
+  live regardless (views over closed hours plus the raw layer at query time); the policy watches
+  that the closed hours behind them keep being rebuilt on the cadence.
 """
 
 from __future__ import annotations

@@ -1,57 +1,25 @@
-{#- The executives' real-time view: each KPI so far today beside the same time last week.
-    "Today" is the UTC day of the as-of time ({{ doc('as_of') }}); "same time last week" is the
-    same span (midnight to the as-of time of day) seven days earlier. -#}
-with bounds as (
-    select
-        as_of,
-        date_trunc('day', as_of) as today_start,
-        date_trunc('day', as_of) - interval 7 day as last_week_start,
-        as_of - interval 7 day as last_week_as_of
-    from (select {{ as_of_timestamp() }} as as_of)
-),
+{#- The executives' real-time view: each KPI so far today beside the same time last week, over
+    exactly the same span ({{ doc('as_of') }}). A view: closed hours come from an incremental model,
+    the rest from the raw layer at query time, so it is fresh within seconds without dbt runs. -#}
+{{ config(materialized='view') }}
 
-windows as (
-    select 'today' as period, today_start as window_start, as_of as window_end from bounds
+with periods as (
+    select 'today' as period
     union all
-    select 'same_time_last_week', last_week_start, last_week_as_of from bounds
-),
-
-usage as (
-    select usage.*
-    from {{ ref('int_usage_events_unioned') }} as usage
-    where usage.occurred_at >= (select last_week_start from bounds)
-),
-
-calls as (
-    select calls.*
-    from {{ ref('fct_calls') }} as calls
-    where calls.attempted_at >= (select last_week_start from bounds) - interval 1 day
+    select 'same_time_last_week'
 ),
 
 per_window as (
     select
-        windows.period,
-        (
-            select count(distinct member_id) from usage
-            where counts_as_activity and occurred_at between windows.window_start and windows.window_end
-        ) as active_members,
-        (
-            select count(*) from calls
-            where attempted_at between windows.window_start and windows.window_end
-        ) as calls,
-        (
-            select count(*) from calls
-            where is_answered and answered_at between windows.window_start and windows.window_end
-        ) as answered_calls,
-        (
-            select count(*) from calls
-            where is_dropped and released_at between windows.window_start and windows.window_end
-        ) as dropped_calls,
-        (
-            select coalesce(sum(charge_micros), 0) from usage
-            where activity_kind = 'charge' and occurred_at between windows.window_start and windows.window_end
-        ) as revenue_micros
-    from windows
+        periods.period,
+        count(distinct rows.member_id) filter (where rows.is_active) as active_members,
+        coalesce(sum(rows.call_attempts), 0) as calls,
+        coalesce(sum(rows.answered_calls), 0) as answered_calls,
+        coalesce(sum(rows.dropped_calls), 0) as dropped_calls,
+        coalesce(sum(rows.charge_micros), 0) as revenue_micros
+    from periods
+    left join {{ ref('rpt_exec_window_member_hours') }} as rows on rows.period = periods.period
+    group by periods.period
 ),
 
 kpis as (
@@ -80,9 +48,9 @@ select
         when 'dropped_call_rate' then 'ratio'
         when 'revenue' then 'currency'
     end as unit,
-    bounds.as_of,
-    bounds.today_start,
-    bounds.last_week_as_of,
+    windows.as_of,
+    windows.today_start,
+    windows.last_week_as_of,
     max(kpis.value) filter (where kpis.period = 'today') as value_today,
     max(kpis.value) filter (where kpis.period = 'same_time_last_week') as value_same_time_last_week,
     max(kpis.value) filter (where kpis.period = 'today')
@@ -92,6 +60,6 @@ select
         "max(kpis.value) filter (where kpis.period = 'same_time_last_week')"
     ) }} as change_ratio
 from kpis
-cross join bounds
+cross join {{ ref('rpt_exec_windows') }} as windows
 group by all
 order by kpis.kpi_order
