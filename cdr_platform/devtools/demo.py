@@ -41,7 +41,6 @@ from dagster import (
     build_sensor_context,
 )
 
-from cdr_platform.analytics.dashboard import DEFAULT_PORT as DASHBOARD_PORT
 from cdr_platform.definitions import build_definitions
 from cdr_platform.devtools.shutdown import StopRequested
 from cdr_platform.settings import Settings
@@ -67,6 +66,9 @@ class DemoOutcome:
 
 
 T = TypeVar("T")
+
+DASHBOARD_PORT = 8050
+"""``cdr-platform dashboard``'s default ``--port`` (devtools does not import the analytics package)."""
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
 """Run config for in-process runs: the demo prints its own summary lines."""
