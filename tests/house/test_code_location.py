@@ -61,6 +61,14 @@ def test_every_defs_folder_contributes_its_own_definitions() -> None:
     merged = set(defs.resolve_asset_graph().get_all_asset_keys())
     for folder in folders:
         keys = {spec.key for asset in folder.assets or [] for spec in getattr(asset, "specs", [asset])}
-        assert keys and keys <= merged
-    for name in ("land_usage_events", "land_member_events", "reconcile_usage_events", "dbt_daily_build"):
+        assert keys <= merged
+        assert keys or folder.jobs or folder.schedules or folder.sensors, "a defs folder that defines nothing"
+    jobs = (
+        "land_usage_events",
+        "land_member_events",
+        "reconcile_usage_events",
+        "dbt_daily_build",
+        "maintain_lake_job",
+    )
+    for name in jobs:
         assert defs.resolve_job_def(name) is not None
