@@ -103,8 +103,7 @@ def refresh_index(con: duckdb.DuckDBPyConnection, client: EventStoreDBClient, pa
         position = int(events[-1].commit_position)
         in_transaction(con, partial(_append_index, con, frame, position))
         added += len(rows)
-        if len(events) < page_size:
-            return added
+        # a short page is not the end: a filtered read may stop early; only an empty page is
 
 
 def _append_index(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, position: int) -> None:
