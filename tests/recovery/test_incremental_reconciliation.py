@@ -19,7 +19,13 @@ from tests.kinesis_helpers import usage_events
 
 pytestmark = pytest.mark.integration
 
-LATER = datetime.now(UTC) + timedelta(minutes=5)
+
+def later() -> datetime:
+    """A settle time just after now: everything appended so far counts as settled (read when used,
+    since a module-level value goes stale when the suite reaches this file minutes later)."""
+    return datetime.now(UTC) + timedelta(minutes=5)
+
+
 LOOKBACK = timedelta(hours=1)
 
 
@@ -47,7 +53,7 @@ def test_runs_judge_changed_hours_and_find_a_late_event(lake: duckdb.DuckDBPyCon
     old = usage_events(60, prefix="old")  # one old hour of history
     append_events(esdb, old)
     _land(lake, old[:-2])
-    first = reconcile_usage_events(lake, esdb, LATER, lookback=LOOKBACK)  # no checkpoint yet: every hour
+    first = reconcile_usage_events(lake, esdb, later(), lookback=LOOKBACK)  # no checkpoint yet: every hour
     assert first.repaired == 2 and first.ok
     old_hour = first.hours[0].hour
 
@@ -57,21 +63,21 @@ def test_runs_judge_changed_hours_and_find_a_late_event(lake: duckdb.DuckDBPyCon
     late = _shifted(usage_events(1, prefix="late"), timedelta(hours=2))
     append_events(esdb, [*new, *late])
     _land(lake, new)
-    second = reconcile_usage_events(lake, esdb, LATER, lookback=LOOKBACK)
+    second = reconcile_usage_events(lake, esdb, later(), lookback=LOOKBACK)
     new_hours = {e.occurred_at.replace(minute=0, second=0, microsecond=0) for e in new}
     late_hour = late[0].occurred_at.replace(minute=0, second=0, microsecond=0)
     assert _hours(second) == new_hours | {late_hour}  # the old, unchanged hour is not read again
     assert second.missing_event_ids == [str(late[0].event_id)] and second.repaired == 1 and second.ok
 
     # Nothing changed: nothing but the (empty) look-back is judged.
-    assert reconcile_usage_events(lake, esdb, LATER, lookback=LOOKBACK).hours == []
+    assert reconcile_usage_events(lake, esdb, later(), lookback=LOOKBACK).hours == []
 
     # A row landed into an old hour that EventStoreDB does not hold is judged through the raw side.
     stranger = build_event("call_ended", "not-in-eventstore")
     _land(lake, [stranger])
-    third = reconcile_usage_events(lake, esdb, LATER, lookback=LOOKBACK)
+    third = reconcile_usage_events(lake, esdb, later(), lookback=LOOKBACK)
     assert third.surplus_event_ids == [str(stranger.event_id)] and not third.ok
 
-    full = reconcile_usage_events(lake, esdb, LATER, full=True)
+    full = reconcile_usage_events(lake, esdb, later(), full=True)
     assert old_hour in _hours(full) and full.surplus_event_ids == [str(stranger.event_id)]
     assert sum(h.in_eventstore for h in full.hours) == len(old) + len(new) + len(late)

@@ -21,7 +21,12 @@ from tests.eventstore_helpers import append_events, member_events
 from tests.kinesis_helpers import new_stream, put_events, usage_events
 
 pytestmark = pytest.mark.integration
-LATER = datetime.now(UTC) + timedelta(minutes=5)
+
+
+def later() -> datetime:
+    """A settle time just after now: everything appended so far counts as settled (read when used,
+    since a module-level value goes stale when the suite reaches this file minutes later)."""
+    return datetime.now(UTC) + timedelta(minutes=5)
 
 
 @pytest.fixture
@@ -109,7 +114,7 @@ def test_reconciliation_repairs_dropped_records_and_reports_surplus(
     put_events(kinesis, stream, [e for e in usage if e not in dropped])
     land_kinesis_stream(lake, kinesis, stream)
 
-    report = reconcile_usage_events(lake, esdb, settled_before=LATER)
+    report = reconcile_usage_events(lake, esdb, settled_before=later())
     assert sorted(report.missing_event_ids) == sorted(str(e.event_id) for e in dropped)
     assert report.repaired == len(dropped) and report.ok
     assert sum(h.missing for h in report.hours) == sum(h.repaired for h in report.hours) == len(dropped)
@@ -118,7 +123,7 @@ def test_reconciliation_repairs_dropped_records_and_reports_surplus(
 
     stranger = build_event("call_ended", "not-in-eventstore")
     land_batch(lake, LandingBatch("kinesis", [SourceRecord(encode_event(stranger), "s/9/0")]))
-    second = reconcile_usage_events(lake, esdb, settled_before=LATER)
+    second = reconcile_usage_events(lake, esdb, settled_before=later())
     assert second.missing == 0
     assert second.surplus_event_ids == [str(stranger.event_id)]
     assert not second.ok
