@@ -82,6 +82,18 @@ class TopupCompleted(Event):
     payload: p.TopupCompletedPayload
 
 
+class UsageRefused(Event):
+    event_type: Literal["usage_refused"]
+    schema_version: SchemaV1
+    payload: p.UsageRefusedPayload
+
+
+class PlanFeeCharged(Event):
+    event_type: Literal["plan_fee_charged"]
+    schema_version: SchemaV1
+    payload: p.PlanFeeChargedPayload
+
+
 class MemberActivated(Event):
     event_type: Literal["member_activated"]
     schema_version: SchemaV1
@@ -118,6 +130,8 @@ AnyEvent = Annotated[
     | DataSessionEnded
     | UsageRated
     | TopupCompleted
+    | UsageRefused
+    | PlanFeeCharged
     | MemberActivated
     | PlanChanged
     | PortOutRequested
@@ -162,4 +176,4 @@ MEMBER_EVENT_TYPES: frozenset[str] = frozenset(
 """Member lifecycle events, read straight from EventStoreDB."""
 
 USAGE_EVENT_TYPES: frozenset[str] = frozenset(EVENT_CLASSES) - MEMBER_EVENT_TYPES
-"""Calls, SMS, data, rating and top-ups: the high-volume events that travel through Kinesis."""
+"""Calls, SMS, data, rating, refusals, plan fees and top-ups: the events that travel through Kinesis."""

@@ -81,6 +81,8 @@ RatedEventType = Literal["call_ended", "call_dropped", "sms_submitted", "data_se
 TopupChannel = Literal["voucher", "card", "bank_transfer", "retail", "app", "auto_topup"]
 PlanType = Literal["prepaid", "postpaid"]
 DeactivationReason = Literal["customer_request", "port_out", "non_payment", "fraud", "inactivity", "deceased"]
+RefusalReason = Literal["insufficient_balance"]
+IsoDate = Annotated[str, Field(pattern=r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")]
 
 UNIT_OF_USAGE_KIND: dict[str, str] = {"voice": "second", "sms": "message", "data": "byte"}
 """The only unit a rated quantity may have for each usage kind."""
@@ -229,6 +231,46 @@ class TopupCompletedPayload(Payload):
     amount_micros: int = Field(gt=0, le=INT64_MAX)
     currency: CurrencyCode
     channel: TopupChannel
+
+
+class UsageRefusedPayload(Payload):
+    """The OCS refused a chargeable service: the prepaid balance could not pay for its first unit.
+
+    Nothing was used or charged (a refused call is released before it is routed, so it has no call
+    record); ``required_micros`` is the price of that first unit (a minute, a message, a megabyte).
+    """
+
+    usage_kind: UsageKind
+    reason: RefusalReason
+    tariff_id: Identifier
+    balance_micros: Micros
+    required_micros: int = Field(gt=0, le=INT64_MAX)
+    currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _balance_short(self) -> Self:
+        if self.balance_micros >= self.required_micros:
+            raise ValueError(
+                f"balance {self.balance_micros} covers the required {self.required_micros}: not a refusal"
+            )
+        return self
+
+
+class PlanFeeChargedPayload(Payload):
+    """A recurring plan fee billed to the member's account for ``[period_start, period_end)`` (dates)."""
+
+    plan_id: Identifier
+    plan_type: PlanType
+    period_start: IsoDate
+    period_end: IsoDate
+    charge_micros: Micros
+    currency: CurrencyCode
+
+    @model_validator(mode="after")
+    def _period_forward(self) -> Self:
+        if self.period_end <= self.period_start:
+            raise ValueError(f"period_end {self.period_end} is not after period_start {self.period_start}")
+        return self
 
 
 class MemberActivatedPayload(Payload):

@@ -66,6 +66,22 @@ SAMPLE_PAYLOADS: dict[str, dict[str, Any]] = {
         "currency": "EUR",
     },
     "topup_completed": {"amount_micros": 20_000_000, "currency": "GBP", "channel": "voucher"},
+    "usage_refused": {
+        "usage_kind": "voice",
+        "reason": "insufficient_balance",
+        "tariff_id": "PAYG-10-VOICE",
+        "balance_micros": 30_000,
+        "required_micros": 80_000,
+        "currency": "EUR",
+    },
+    "plan_fee_charged": {
+        "plan_id": "POSTPAID-30",
+        "plan_type": "postpaid",
+        "period_start": "2025-03-01",
+        "period_end": "2025-04-01",
+        "charge_micros": 20_000_000,
+        "currency": "EUR",
+    },
     "member_activated": {
         "plan_id": "PAYG-10",
         "plan_type": "prepaid",
