@@ -22,7 +22,7 @@ Handler = Callable[[argparse.Namespace], int]
 def _devstack(args: argparse.Namespace) -> int:
     from cdr_platform.devtools.stack import devstack_for
 
-    stack = devstack_for(load_settings(), persistent=not args.ephemeral, tls=args.tls)
+    stack = devstack_for(load_settings(), persistent=not args.ephemeral, tls=args.tls, profile=args.profile)
     if args.action == "up" and args.foreground:
         return _serve_devstack(stack, args.tls)
     if args.action == "up":
@@ -66,6 +66,8 @@ def _print_endpoints(stack: Devstack, endpoints: dict[str, str], tls: bool) -> N
     if tls:
         certificate = stack.tls_dir / "server.crt"
         print(f"TLS: use the URI above with CDR_EVENTSTORE_ROOT_CERTIFICATES={certificate}")
+    if stack.config.profile == "production":
+        print(f"production profile: `source {stack.env_file}` points the platform at Postgres and S3")
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -119,7 +121,13 @@ def _csv(value: str) -> list[str]:
 def _dev(args: argparse.Namespace) -> int:
     from cdr_platform.devtools.devloop import run_dev
 
-    return run_dev(load_settings(), members=args.members, speed=args.speed, port=args.port)
+    return run_dev(
+        load_settings(),
+        members=args.members,
+        speed=args.speed,
+        port=args.port,
+        dashboard_port=args.dashboard_port,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -145,6 +153,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--tls",
         action="store_true",
         help="up: serve EventStoreDB over TLS with a generated self-signed certificate",
+    )
+    devstack.add_argument(
+        "--profile",
+        choices=["embedded", "production"],
+        default="embedded",
+        help="up: 'production' adds PostgreSQL (lake catalog, Dagster storage) and a local S3 endpoint",
     )
     devstack.add_argument(
         "--foreground",
@@ -182,11 +196,15 @@ def build_parser() -> argparse.ArgumentParser:
     dev = commands.add_parser(
         "dev",
         help="local stack + live traffic + relay + the Dagster UI (what `make dev` runs)",
-        description="Starts the devstack, a live simulation and the relay, then `dagster dev`.",
+        description="Starts the devstack, a live simulation (a week of history seeded on its first run, "
+        "resumed where it stopped on the next) and the relay, both supervised, then `dagster dev`.",
     )
     dev.add_argument("--members", type=int, default=500, help="members in the live simulation (default: 500)")
     dev.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second (default: 60)")
     dev.add_argument("--port", type=int, default=3000, help="Dagster UI port (default: 3000)")
+    dev.add_argument(
+        "--dashboard-port", type=int, default=8050, help="executives' dashboard port (default: 8050)"
+    )
     dev.set_defaults(handler=_dev)
 
     demo = commands.add_parser(

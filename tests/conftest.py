@@ -13,6 +13,7 @@ import pytest
 
 from cdr_platform.devstack.kinesis_local import kill_process, start_kinesis_local, wait_until_serving
 from cdr_platform.devstack.ports import free_port, wait_for_port
+from cdr_platform.devstack.stack import Devstack
 from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
@@ -119,6 +120,15 @@ def fresh_eventstore_uri(tmp_path: Path) -> Iterator[str]:
     """A server of this test only, for tests that read the whole of $all."""
     with running_eventstore(tmp_path / "eventstore.log") as uri:
         yield uri
+
+
+@pytest.fixture(scope="session")
+def production_stack() -> Iterator[Devstack]:
+    """The production-shaped profile (PostgreSQL, S3), started once when a test first asks for it."""
+    from tests.production_profile import production_devstack
+
+    with production_devstack() as stack:
+        yield stack
 
 
 @pytest.fixture

@@ -5,6 +5,11 @@ Kinesis streams, and records PIDs and endpoints in ``<data_dir>/devstack/state.j
 ``cdr-platform devstack status`` and ``down`` find them from another shell. Used as a context
 manager it stops what it started, leaving no process behind. Both services listen on loopback only
 (an endpoint naming another host is refused), each in a process group of its own.
+
+The ``production`` profile adds what production runs on, locally: a PostgreSQL server (the DuckLake
+catalog and Dagster's storage, ``devstack.postgres``) and an S3 and Secrets Manager endpoint
+(``devstack.object_store``), and writes ``<state_dir>/production.env`` (the settings and AWS
+variables that point the platform at them) and a Dagster instance using both (``devstack.dagster_instance``).
 """
 
 from __future__ import annotations
@@ -18,9 +23,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import NoReturn
+from typing import Literal, NoReturn
 from urllib.parse import urlparse
 
+from cdr_platform.devstack import object_store, postgres
+from cdr_platform.devstack.dagster_instance import write_dagster_instance
 from cdr_platform.devstack.kinesis_local import (
     DevstackError,
     StreamSpec,
@@ -29,9 +36,11 @@ from cdr_platform.devstack.kinesis_local import (
     start_kinesis_local,
     wait_until_serving,
 )
-from cdr_platform.devstack.ports import is_listening, loopback_bind_host, wait_for_port
+from cdr_platform.devstack.ports import free_port, is_listening, loopback_bind_host, wait_for_port
 
 START_DEADLINE_S = 60.0
+Profile = Literal["embedded", "production"]
+PROFILES: tuple[Profile, ...] = ("embedded", "production")
 
 
 @dataclass(frozen=True)
@@ -69,6 +78,10 @@ class StackConfig:
     eventstore_uri: str
     streams: tuple[StreamSpec, ...] = ()
     aws_region: str = "us-east-1"
+    profile: Profile = "embedded"
+    lake_bucket: str = "cdr-lake"
+    dagster_base_yaml: Path | None = None
+    """The instance file the production profile's Dagster instance extends (the repository's dagster.yaml)."""
 
 
 class Devstack:
@@ -116,13 +129,83 @@ class Devstack:
                 state["kinesis"] = self._start_kinesis()
             if "eventstore" not in state:
                 state["eventstore"] = self._start_eventstore()
+            if self.config.profile == "production":
+                self._start_production_services(state)
         finally:
             self._write_state(state)
         ensure_streams(
             state["kinesis"].endpoint,
             list(self.config.streams),
         )
+        if self.config.profile == "production":
+            self._write_production_files(state)
         return {name: s.endpoint for name, s in state.items()}
+
+    # -- production profile ----------------------------------------------------------------------
+    @property
+    def env_file(self) -> Path:
+        """``production.env``: ``export`` lines that point the platform at the production profile."""
+        return self.state_dir / "production.env"
+
+    @property
+    def dagster_home(self) -> Path:
+        """The production profile's ``DAGSTER_HOME`` (Postgres storage, compute logs on S3)."""
+        return self.state_dir / "dagster-production"
+
+    def _start_production_services(self, state: dict[str, ServiceState]) -> None:
+        host = "127.0.0.1"
+        if "postgres" not in state:
+            port = free_port()
+            log = self.state_dir / "postgres.log"
+            process = postgres.start_postgres(self.state_dir / "postgres", host, port, log)
+            self._started["postgres"] = process
+            postgres.wait_until_accepting(host, port, process, START_DEADLINE_S, log)
+            state["postgres"] = ServiceState(process.pid, f"postgresql://{postgres.SUPERUSER}@{host}:{port}")
+        if "s3" not in state:
+            port = free_port()
+            log = self.state_dir / "s3.log"
+            process = object_store.start_moto_server(host, port, log)
+            self._started["s3"] = process
+            endpoint = f"http://{host}:{port}"
+            object_store.wait_until_serving(endpoint, process, START_DEADLINE_S, log)
+            state["s3"] = ServiceState(process.pid, endpoint)
+            # moto keeps objects in memory: a catalog that outlived its files would point at nothing.
+            pg_host, pg_port = _host_port(state["postgres"].endpoint, 5432)
+            postgres.drop_database(pg_host, pg_port, "lake")
+        pg_host, pg_port = _host_port(state["postgres"].endpoint, 5432)
+        for name in postgres.DATABASES:
+            postgres.create_database(pg_host, pg_port, name)
+        object_store.ensure_bucket(state["s3"].endpoint, self.config.aws_region, self.config.lake_bucket)
+
+    def production_environment(self) -> dict[str, str]:
+        """``CDR_*``, ``AWS_*`` and ``DAGSTER_HOME`` values for the running production profile."""
+        state = self._read_state()
+        if "postgres" not in state or "s3" not in state:
+            raise DevstackError(
+                "the production profile is not running: cdr-platform devstack up --profile production"
+            )
+        pg_host, pg_port = _host_port(state["postgres"].endpoint, 5432)
+        return {
+            "CDR_LAKE_CATALOG": f"postgres:{postgres.postgres_dsn(pg_port, 'lake', pg_host)}",
+            "CDR_LAKE_DATA_PATH": f"s3://{self.config.lake_bucket}/lake/",
+            **object_store.aws_environment(state["s3"].endpoint, self.config.aws_region),
+            "DAGSTER_HOME": str(self.dagster_home),
+        }
+
+    def _write_production_files(self, state: dict[str, ServiceState]) -> None:
+        pg_host, pg_port = _host_port(state["postgres"].endpoint, 5432)
+        write_dagster_instance(
+            self.dagster_home,
+            self.config.dagster_base_yaml,
+            postgres_host=pg_host,
+            postgres_port=pg_port,
+            postgres_user=postgres.SUPERUSER,
+            s3_endpoint=state["s3"].endpoint,
+            bucket=self.config.lake_bucket,
+            region=self.config.aws_region,
+        )
+        lines = [f"export {key}='{value}'" for key, value in self.production_environment().items()]
+        self.env_file.write_text("\n".join(lines) + "\n")
 
     def _start_kinesis(self) -> ServiceState:
         endpoint = self.config.kinesis_endpoint_url
@@ -183,15 +266,13 @@ class Devstack:
         stopped = []
         for name, service in self._read_state().items():
             if pid_alive(service.pid):
-                if name == "eventstore":
-                    _terminate(service.pid)
-                else:
-                    kill_process(service.pid)
+                _stop_service(name, service.pid)
                 stopped.append(name)
         for process in self._started.values():
             process.wait(timeout=10)  # reap what this object started, so no zombie is left
         self._started.clear()
         self.state_file.unlink(missing_ok=True)
+        self.env_file.unlink(missing_ok=True)
         return stopped
 
     def stop_started(self) -> list[str]:
@@ -206,10 +287,7 @@ class Devstack:
         stopped = list(self._started)
         for name, process in self._started.items():
             if process.poll() is None:
-                if name == "eventstore":
-                    _terminate(process.pid)
-                else:
-                    kill_process(process.pid)
+                _stop_service(name, process.pid)
             process.wait(timeout=10)
             if name in state and state[name].pid == process.pid:
                 del state[name]
@@ -257,10 +335,18 @@ class Devstack:
         self.down()
 
 
-def _terminate(pid: int, grace_s: float = 5.0) -> None:
-    """SIGTERM a process group, then SIGKILL it if it has not exited within the grace period."""
+def _stop_service(name: str, pid: int) -> None:
+    """kinesis-local ignores SIGTERM (SIGKILL); PostgreSQL's fast shutdown is SIGINT; the rest SIGTERM."""
+    if name == "kinesis":
+        kill_process(pid)
+    else:
+        _terminate(pid, signal.SIGINT if name == "postgres" else signal.SIGTERM)
+
+
+def _terminate(pid: int, sig: signal.Signals = signal.SIGTERM, grace_s: float = 5.0) -> None:
+    """Signal a process group, then SIGKILL it if it has not exited within the grace period."""
     try:
-        os.killpg(pid, signal.SIGTERM)
+        os.killpg(pid, sig)
     except ProcessLookupError:
         return
     deadline = time.monotonic() + grace_s

@@ -17,6 +17,7 @@ from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import TypeVar
+from urllib.parse import urlsplit
 
 import duckdb
 
@@ -58,10 +59,55 @@ def needed_extensions(catalog: str, data_path: str) -> list[str]:
 
 
 def load_extensions(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str = "") -> None:
-    """Install (from the pinned wheel files, never a download) and load what the lake needs."""
+    """Install (from the pinned wheel files, never a download) and load what the lake needs.
+
+    For an ``s3://`` data path it also gives the connection its S3 credentials (``configure_s3``).
+    """
     for name in needed_extensions(catalog, data_path):
         con.execute(f"INSTALL '{extension_file(name)}'")
         con.execute(f"LOAD {name}")
+    if data_path.startswith("s3://"):
+        configure_s3(con)
+
+
+def _literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def configure_s3(con: duckdb.DuckDBPyConnection) -> None:
+    """A DuckDB S3 secret from the AWS SDK's default chain, exactly as boto3 resolves it.
+
+    Credentials (task or instance role, SSO profile, ``AWS_ACCESS_KEY_ID``), region and endpoint
+    (``AWS_ENDPOINT_URL_S3``, e.g. the devstack's local S3) come from boto3, so the lake reaches S3
+    the way every other AWS client of the platform does and no key is ever a platform setting.
+    Temporary credentials are frozen into the connection: connections live for one run.
+    """
+    import boto3
+
+    session = boto3.session.Session()
+    credentials = session.get_credentials()
+    if credentials is None:
+        raise LakeError(
+            "the lake's data path is on S3 but the AWS default credential chain found no credentials "
+            "(attach a role, set AWS_PROFILE, or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+        )
+    frozen = credentials.get_frozen_credentials()
+    client = session.client("s3")  # resolves AWS_ENDPOINT_URL_S3 and the region like any client
+    options = {
+        "KEY_ID": frozen.access_key,
+        "SECRET": frozen.secret_key,
+        "REGION": client.meta.region_name or "us-east-1",
+    }
+    if frozen.token:
+        options["SESSION_TOKEN"] = frozen.token
+    endpoint = urlsplit(client.meta.endpoint_url)
+    if endpoint.hostname and not endpoint.hostname.endswith(".amazonaws.com"):
+        options |= {"ENDPOINT": endpoint.netloc, "URL_STYLE": "path"}
+        options["USE_SSL"] = "true" if endpoint.scheme == "https" else "false"
+    rendered = ", ".join(
+        f"{key} {value if key == 'USE_SSL' else _literal(value)}" for key, value in options.items()
+    )
+    con.execute(f"CREATE OR REPLACE SECRET cdr_lake_s3 (TYPE s3, {rendered})")
 
 
 def attach_sql(catalog: str, data_path: str, alias: str = LAKE_ALIAS, read_only: bool = False) -> str:
