@@ -142,6 +142,12 @@ class Settings(BaseSettings):
         "re-stamping a retried fact moves occurred_at, by its retry budget (seconds to minutes). "
         "Landing reads this slice of event time around each batch, so a wider window costs more.",
     )
+    relay_max_lag_seconds: int = Field(
+        default=300,
+        ge=1,
+        description="The relay_lag check fails when the oldest usage event in $all that the relay has not "
+        "published to Kinesis was recorded longer ago than this (a dead or stuck relay).",
+    )
     lake_snapshot_retention_hours: int = Field(
         default=168,
         ge=1,
@@ -316,6 +322,11 @@ class Settings(BaseSettings):
     @property
     def resolved_lake_data_path(self) -> str:
         return self.lake_data_path or f"{self.data_dir / 'lake' / 'files'}/"
+
+    @property
+    def relay_checkpoint_path(self) -> Path:
+        """Where ``cdr-platform relay`` keeps its checkpoint by default (its ``--checkpoint`` overrides)."""
+        return self.data_dir / "relay" / f"{self.usage_stream}.checkpoint.json"
 
     @property
     def devstack_dir(self) -> Path:

@@ -75,6 +75,13 @@ class EventStoreResource(ConfigurableResource):
             client.close()
 
 
+class RelayResource(ConfigurableResource):
+    """Where the relay keeps its checkpoint (read only, never written here) and how far it may trail $all."""
+
+    checkpoint_path: str
+    max_lag_seconds: int = 300
+
+
 class LakeResource(ConfigurableResource):
     """The DuckLake warehouse: SQLite catalog and local files locally, Postgres and S3 in production."""
 
@@ -132,5 +139,9 @@ def build_resources(settings: Settings) -> dict[str, Any]:
         ),
         "lake": LakeResource(
             catalog=settings.resolved_lake_catalog, data_path=settings.resolved_lake_data_path
+        ),
+        "relay": RelayResource(
+            checkpoint_path=str(settings.relay_checkpoint_path),
+            max_lag_seconds=settings.relay_max_lag_seconds,
         ),
     }

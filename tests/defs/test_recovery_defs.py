@@ -6,12 +6,20 @@ import uuid
 from typing import Any
 
 import pytest
-from dagster import AssetCheckKey, DagsterInstance, SkipReason, build_sensor_context, materialize
+from dagster import (
+    AssetCheckKey,
+    AssetCheckSeverity,
+    DagsterInstance,
+    Definitions,
+    SkipReason,
+    build_sensor_context,
+    materialize,
+)
 from esdbclient import EventStoreDBClient
 
 from cdr_platform.defs.eventstore.sensors import eventstore_member_sensor
 from cdr_platform.defs.kinesis.assets import RAW_USAGE_EVENTS, raw_usage_events
-from cdr_platform.defs.recovery.reconciliation import reconciled_with_eventstore
+from cdr_platform.defs.recovery.reconciliation import reconcile_job, reconciled_with_eventstore
 from cdr_platform.defs.recovery.replay import replay_raw_layer
 from cdr_platform.defs.recovery.streams import request_stream
 from cdr_platform.defs.resources import EventStoreResource, KinesisResource, LakeResource
@@ -61,9 +69,25 @@ def test_reconciliation_check_repairs_and_replay_and_stream_jobs_run(
     result = materialize([raw_usage_events, reconciled_with_eventstore], resources=resources)
     check = result.get_asset_check_evaluations()[0]
     assert check.asset_check_key == AssetCheckKey(RAW_USAGE_EVENTS, "reconciled_with_eventstore")
-    assert check.passed
+    # A repair is an incident: the check warns (not a green pass) and says how many per hour of event time.
+    assert not check.passed and check.severity == AssetCheckSeverity.WARN
     assert check.metadata["missing"].value == 5 and check.metadata["repaired"].value == 5
+    per_hour = check.metadata["repaired_per_hour"].value
+    lost_hours = {e.occurred_at.strftime("%Y-%m-%d %H:00") for e in events[-5:]}
+    assert set(per_hour) == lost_hours and sum(per_hour.values()) == 5
     assert _count(lake_paths, "raw.usage_events") == 200
+    assert result.success  # a warning does not fail the run
+
+    defs = Definitions(
+        assets=[raw_usage_events],
+        asset_checks=[reconciled_with_eventstore],
+        jobs=[reconcile_job],
+        resources=resources,
+    )
+    again = defs.resolve_job_def(reconcile_job.name).execute_in_process()
+    (clean,) = again.get_asset_check_evaluations()
+    assert clean.passed and clean.metadata["repaired"].value == 0
+    assert clean.metadata["repaired_per_hour"].value == {}
 
     replay = replay_raw_layer.execute_in_process(
         resources=resources, run_config={"ops": {"replay_events": {"config": {"name": "again"}}}}

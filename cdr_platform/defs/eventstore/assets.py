@@ -6,10 +6,12 @@ from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
 from cdr_platform.defs.landing import landing_job
 from cdr_platform.defs.resources import EventStoreResource, LakeResource
 from cdr_platform.defs.teams import DATA_PLATFORM, team
+from cdr_platform.lake.connection import LAKE_ALIAS
 from cdr_platform.lake.eventstore_landing import land_eventstore
 
 EVENTSTORE_ALL = AssetKey(["eventstore", "all"])
 RAW_MEMBER_EVENTS = AssetKey(["raw", "member_events"])
+MEMBER_EVENTS_TABLE = f"{LAKE_ALIAS}.raw.member_events"
 MEMBER_CONSUMER = "raw_member_events"
 
 eventstore_all = AssetSpec(
@@ -34,6 +36,7 @@ class EventStoreLandingConfig(Config):
     kinds={"duckdb", "eventstoredb"},
     code_version="1",
     pool=LAKE_WRITER_POOL,
+    metadata={"dagster/table_name": MEMBER_EVENTS_TABLE},
     description="Member lifecycle events (activation, plan change, port-out request, deactivation) once, "
     "keyed by event_id, read from $all with a server-side type filter. Rows and the commit "
     "position commit in one DuckLake transaction.",
@@ -66,6 +69,7 @@ def raw_member_events(
             "caught_up": report.caught_up,
             "rows_total": total,
             "dagster/row_count": total,
+            "dagster/table_name": MEMBER_EVENTS_TABLE,
         }
     )
 

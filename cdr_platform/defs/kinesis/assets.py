@@ -14,10 +14,12 @@ from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
 from cdr_platform.defs.landing import landing_job
 from cdr_platform.defs.resources import KinesisResource, LakeResource
 from cdr_platform.defs.teams import DATA_PLATFORM, team
+from cdr_platform.lake.connection import LAKE_ALIAS
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
 
 KINESIS_USAGE_STREAM = AssetKey(["kinesis", "usage_stream"])
 RAW_USAGE_EVENTS = AssetKey(["raw", "usage_events"])
+USAGE_EVENTS_TABLE = f"{LAKE_ALIAS}.raw.usage_events"
 
 usage_stream = AssetSpec(
     KINESIS_USAGE_STREAM,
@@ -42,6 +44,7 @@ class KinesisLandingConfig(Config):
     kinds={"duckdb", "kinesis"},
     code_version="1",
     pool=LAKE_WRITER_POOL,
+    metadata={"dagster/table_name": USAGE_EVENTS_TABLE},
     description="Every usage event (calls, SMS, data sessions, rating, top-ups) once, keyed by event_id, "
     "with the source, position and ingestion time of its first sighting. Rows and per-shard "
     "checkpoints commit in one DuckLake transaction; malformed records go to raw/dead_letter.",
@@ -69,6 +72,7 @@ def raw_usage_events(
             "events_per_second": round(report.events_per_second, 1),
             "rows_total": total,
             "dagster/row_count": total,
+            "dagster/table_name": USAGE_EVENTS_TABLE,
             "shard_lag_ms": MetadataValue.json(report.shard_lag_ms),
             "max_shard_lag_ms": max(report.shard_lag_ms.values(), default=0),
             "ended_shards": MetadataValue.json(report.ended_shards),

@@ -48,13 +48,24 @@ def hours_table(report: ReconciliationReport) -> str:
     return "\n".join(lines)
 
 
+def repaired_per_hour(report: ReconciliationReport) -> dict[str, int]:
+    """Events repaired per hour of event time (UTC), only the hours that needed a repair."""
+    return {
+        (h.hour.strftime("%Y-%m-%d %H:00") if h.hour else "unparseable"): h.repaired
+        for h in report.hours
+        if h.repaired
+    }
+
+
 @asset_check(
     asset=RAW_USAGE_EVENTS,
     name="reconciled_with_eventstore",
     pool=LAKE_WRITER_POOL,
     description="Per hour of event time, compares the usage events landed from Kinesis with EventStoreDB, "
     "the truth. Gaps are replayed from EventStoreDB at once (exactly the missing positions); "
-    "events the lake holds but EventStoreDB does not fail the check with their ids.",
+    "events the lake holds but EventStoreDB does not fail the check with their ids. A run that had to "
+    "repair anything warns (severity WARN: lost events are an incident even when repaired), with the "
+    "events repaired per hour in its metadata; it passes only when nothing was missing.",
 )
 def reconciled_with_eventstore(
     context: AssetCheckExecutionContext,
@@ -82,16 +93,20 @@ def reconciled_with_eventstore(
             )
         )
     unrepaired = report.missing - report.repaired
+    per_hour = repaired_per_hour(report)
     description = (
         f"{len(report.surplus_event_ids)} events in the lake are unknown to EventStoreDB"
         if report.surplus_event_ids
         else f"{report.missing} missing events found, {report.repaired} repaired from EventStoreDB"
+        + (f" over {len(per_hour)} hours (an incident: what lost them?)" if report.repaired else "")
     )
     return AssetCheckResult(
-        passed=report.ok,
-        severity=AssetCheckSeverity.ERROR,
+        passed=report.ok and not report.repaired,
+        severity=AssetCheckSeverity.ERROR if not report.ok else AssetCheckSeverity.WARN,
         description=description,
         metadata={
+            "repaired_per_hour": MetadataValue.json(per_hour),
+            "max_repaired_in_an_hour": max(per_hour.values(), default=0),
             "full": config.full,
             "hours_checked": len(report.hours),
             "indexed_now": report.indexed,
