@@ -1,10 +1,17 @@
 """``make dev``: the local stack, live simulated traffic, the relay, and the Dagster UI, together.
 
-Starts (or reuses) the persistent devstack, then two background processes, a live simulation
-(one simulated minute per second by default) and the relay, and finally ``dagster dev`` on
+Starts (or reuses) the persistent devstack, then two supervised background processes, a live
+simulation (one simulated minute per second by default) and the relay, and finally ``dagster dev`` on
 ``workspace.yaml`` in the foreground with ``DAGSTER_HOME`` under the data dir, and the executives'
 dashboard (``cdr-platform dashboard``) beside it. The landing sensors run by default, so new events
 flow into the raw layer while the UI is open.
+
+The simulation is restartable: its first run seeds a week of history (from 00:00 UTC seven days
+before today up to now, appended as fast as a backfill), so week-over-week figures show from the
+start, then runs live; it records how far it got (``simulator/live_state.py``), and the next
+``make dev`` resumes the same operator from there instead of seeding again. The relay resumes from
+its checkpoint. If the simulation or the relay dies, it is restarted with backoff and the loop says
+so on its output (``devtools/supervise.py``).
 
 Ctrl-C or SIGTERM (under ``shutdown.CleanStop``, as ``cdr-platform dev`` runs) stops everything this
 loop started: Dagster with its webserver, daemon, code server and runs, the traffic, the dashboard,
@@ -22,13 +29,37 @@ from pathlib import Path
 
 from cdr_platform.devtools.shutdown import stop_processes
 from cdr_platform.devtools.stack import devstack_for
+from cdr_platform.devtools.supervise import Child, Supervisor
 from cdr_platform.settings import PROJECT_ROOT, Settings
+from cdr_platform.simulator.live_state import STATE_FILE, LiveStateError, load_live_state
+
+HISTORY_DAYS = 7
+"""Seeded before the live traffic, so today can be compared with the same span last week."""
+LIVE_DAYS = 30
+SEED = 42
 
 
 def _background(command: list[str], log: Path) -> subprocess.Popen[bytes]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as handle:
         return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def _traffic_line(settings: Settings, members: int, speed: float) -> str:
+    """What the simulation will do: seed the history, or resume where the previous run stopped."""
+    state_path = settings.data_dir / "simulator" / f"seed-{SEED}" / STATE_FILE
+    try:
+        state = load_live_state(state_path)
+    except LiveStateError as exc:
+        return f"live traffic: {exc}"
+    if state is None:
+        return (
+            f"live traffic: {members} members at {speed:g}x, after seeding {HISTORY_DAYS} days of history "
+            "(first run only)"
+        )
+    return (
+        f"live traffic: resuming at {state.clock:%Y-%m-%d %H:%M:%S}Z (simulated), {speed:g}x ({state_path})"
+    )
 
 
 def run_dev(
@@ -46,15 +77,21 @@ def run_dev(
     """
     stack = devstack_for(settings, persistent=True)
     children: list[subprocess.Popen[bytes]] = []
+    supervisor = Supervisor(say=lambda line: print(f"[supervisor] {line}", flush=True))
     try:
         endpoints = stack.up()
         print(f"devstack: {endpoints}")
         logs = settings.data_dir / "dev"
         cli = [sys.executable, "-m", "cdr_platform.cli"]
-        simulate = [*cli, "simulate", "--mode", "live", "--days", "30", "--members", str(members)]
-        children.append(_background([*simulate, "--speed", str(speed)], logs / "simulate.log"))
-        children.append(_background([*cli, "relay"], logs / "relay.log"))
-        print(f"live traffic: {members} members at {speed:g}x; relay running (logs in {logs})")
+        print(_traffic_line(settings, members, speed))
+        simulate = [
+            *cli, "simulate", "--mode", "live", "--resume", "--seed", str(SEED), "--members", str(members),
+            "--history-days", str(HISTORY_DAYS), "--days", str(LIVE_DAYS), "--speed", str(speed),
+        ]  # fmt: skip
+        supervisor.add(Child("simulation", simulate, logs / "simulate.log", done_when_zero=True))
+        supervisor.add(Child("relay", [*cli, "relay"], logs / "relay.log"))
+        supervisor.start_watching()
+        print(f"simulation and relay supervised: restarted with backoff if one dies (logs in {logs})")
         dashboard = [*cli, "dashboard", "--port", str(dashboard_port)]
         children.append(_background(dashboard, logs / "dashboard.log"))
         print(
@@ -76,6 +113,7 @@ def run_dev(
         children.append(ui)
         return ui.wait()
     finally:
+        supervisor.stop()  # first: nothing is restarted while the rest stops
         stop_processes(reversed(children))
         stopped = stack.stop_started()
         if stopped:

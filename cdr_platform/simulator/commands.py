@@ -11,11 +11,12 @@ import dataclasses
 import sys
 import threading
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from cdr_platform.simulator.faults import FaultConfig
+from cdr_platform.simulator.live_state import STATE_FILE
 from cdr_platform.simulator.model import OperatorConfig
 
 EXPLICIT_OPERATOR_FLAGS = {"seed", "members"}
@@ -65,7 +66,9 @@ def add_simulator_commands(subparsers: Any) -> None:
         description=(
             "Seeded, deterministic operator model appended to EventStoreDB (streams call-, sms-, data-, "
             "balance-, member-<id>), with ground-truth CSV files. Backfill runs a period as fast as "
-            "possible; live runs at wall-clock pace (times --speed). Re-running a seed is idempotent."
+            "possible; live runs at wall-clock pace (times --speed). Re-running the same seed, --start, "
+            "--days and model options is idempotent (they decide every id and the content behind it); a "
+            "live run with --resume continues where its previous run stopped."
         ),
     )
     simulate.add_argument("--mode", choices=["backfill", "live"], default="backfill")
@@ -80,6 +83,19 @@ def add_simulator_commands(subparsers: Any) -> None:
         "starts now). Pass it explicitly for ids that do not change from one day to the next.",
     )
     simulate.add_argument("--speed", type=float, default=1.0, help="live: simulated seconds per second")
+    simulate.add_argument(
+        "--history-days",
+        type=float,
+        default=0.0,
+        help="live: begin the period at 00:00 UTC this many days before today and append everything up to "
+        "now first, as fast as a backfill; --days more follow live (default: 0)",
+    )
+    simulate.add_argument(
+        "--resume",
+        action="store_true",
+        help=f"live: continue the run recorded in <out>/{STATE_FILE} from the clock it reached (its period "
+        "and start win over --start, --days and --history-days); without one, start it and record it",
+    )
     simulate.add_argument(
         "--out",
         type=Path,
@@ -145,6 +161,7 @@ def add_simulator_commands(subparsers: Any) -> None:
 def run_simulate(args: argparse.Namespace) -> int:
     from cdr_platform.settings import load_settings
     from cdr_platform.simulator.ground_truth import GroundTruthWriter
+    from cdr_platform.simulator.live_state import save_live_state
     from cdr_platform.simulator.model import build_operator
     from cdr_platform.simulator.producers import DiscardingSink, EventSink, EventStoreProducer
     from cdr_platform.simulator.simulation import Progress, Simulation, default_start
@@ -153,14 +170,13 @@ def run_simulate(args: argparse.Namespace) -> int:
     settings = load_settings()
     config = OperatorConfig(seed=args.seed, members=args.members, **_picked(args, "op_"))
     faults = FaultConfig(seed=args.seed, **_picked(args, "fault_"))
-    if args.start is not None:
-        start = args.start
-    elif args.mode == "live":
-        start = datetime.now(UTC).replace(microsecond=0)
-    else:
-        start = default_start(args.days)
-    operator = build_operator(config, start, args.days)
     out = args.out or settings.data_dir / "simulator" / f"seed-{args.seed}"
+    if args.mode == "live":
+        state = _live_state(args, config, out / STATE_FILE)
+        start, days, live_from = state.start, state.days, state.live_from
+    else:
+        start, days, live_from, state = args.start or default_start(args.days), args.days, None, None
+    operator = build_operator(config, start, days)
     sink: EventSink
     if args.dry_run:
         sink = DiscardingSink()
@@ -168,14 +184,25 @@ def run_simulate(args: argparse.Namespace) -> int:
         sink = EventStoreProducer(connect_eventstore_from(_with_uri(settings, args)), workers=args.workers)
     progress = None if args.quiet else Progress()
     print(
-        f"simulating {args.members} members from {start:%Y-%m-%d %H:%M}Z for {args.days} days -> {out}",
+        f"simulating {args.members} members from {start:%Y-%m-%d %H:%M}Z for {days:g} days -> {out}",
         file=sys.stderr,
     )
+    resume_from = None
+    on_appended: Any = None
+    if state is not None and args.resume:
+        path = out / STATE_FILE
+        resume_from = state.clock if state.clock > start else None
+        if resume_from is not None:
+            print(f"resuming at {resume_from:%Y-%m-%d %H:%M:%S}Z ({path})", file=sys.stderr, flush=True)
+
+        def on_appended(clock: datetime) -> None:
+            save_live_state(path, state.at(clock))
+
     try:
         with GroundTruthWriter(out) as truth:
-            simulation = Simulation(operator, sink, faults, truth, progress)
+            simulation = Simulation(operator, sink, faults, truth, progress, resume_from, on_appended)
             if args.mode == "live":
-                result = simulation.run_live(speed=args.speed)
+                result = simulation.run_live(speed=args.speed, live_from=live_from)
             else:
                 result = simulation.run_backfill()
     except KeyboardInterrupt:
@@ -188,6 +215,32 @@ def run_simulate(args: argparse.Namespace) -> int:
         f"transactions, {result.elapsed_s:.1f}s ({result.events_per_s:,.0f} events/s); ground truth in {out}"
     )
     return 0
+
+
+def _live_state(args: argparse.Namespace, config: OperatorConfig, path: Path) -> Any:
+    """The live run's period and progress: resumed from ``path`` with ``--resume``, else new.
+
+    A new period starts now, or with ``--history-days`` at 00:00 UTC that many days before today
+    (so today so far and the same span last week are both in it); ``--start`` overrides either.
+    """
+    from cdr_platform.simulator.live_state import LiveState, load_live_state, save_live_state
+
+    if args.resume and (state := load_live_state(path)) is not None:
+        state.check_same_operator(config, path)
+        return state
+    now = datetime.now(UTC).replace(microsecond=0)
+    if args.start is not None:
+        start = args.start
+    elif args.history_days:
+        start = now.replace(hour=0, minute=0, second=0) - timedelta(days=args.history_days)
+    else:
+        start = now
+    live_from = max(start, now) if args.history_days else start
+    days = (live_from - start) / timedelta(days=1) + args.days
+    state = LiveState.new(config, start, days, live_from)
+    if args.resume:
+        save_live_state(path, state)
+    return state
 
 
 def _connect_eventstore(settings: Any, config: Any) -> Any:

@@ -121,6 +121,11 @@ def _metadata(event: ProducedEvent) -> bytes:
     return json.dumps({"$correlationId": event.correlation_id, "member_id": event.member_id}).encode()
 
 
+def _named(events: Sequence[tuple[str, str]], offset: int) -> str:
+    """``<type> <id>`` of the event at ``offset``, or ``nothing`` past the end of the stream."""
+    return f"{events[offset][1]} {events[offset][0]}" if offset < len(events) else "nothing"
+
+
 def _expected_version(before: int) -> int | StreamState:
     return StreamState.NO_STREAM if before == 0 else before - 1
 
@@ -275,13 +280,20 @@ class EventStoreProducer:
             )
         except NotFound:
             stored = ()
-        stored_ids = [str(event.id) for event in stored]
-        wanted = [event.event_id for event in chunk]
-        if stored_ids != wanted:
+        held = [(str(event.id), event.type) for event in stored]
+        wanted = [(event.event_id, event.event_type) for event in chunk]
+        differing = [
+            f"position {before + offset}: stored {_named(held, offset)}, "
+            f"this run writes {_named(wanted, offset)}"
+            for offset in range(len(chunk))
+            if offset >= len(held) or held[offset][0] != wanted[offset][0]
+        ]
+        if differing:
             raise StreamConflictError(
                 f"stream {stream} holds other events at positions {before}..{before + len(chunk) - 1} "
-                f"than this run writes (first stored {stored_ids[:1]}, wanted {wanted[:1]}): another "
-                "seed or an edited model wrote it; use a fresh EventStoreDB or another seed"
+                f"than this run writes ({'; '.join(differing[:3])}{'; ...' if len(differing) > 3 else ''}): "
+                "another seed, start or period, or an edited model wrote it; resume that run "
+                "(simulate --mode live --resume), or use a fresh EventStoreDB or another seed"
             )
 
     def close(self) -> None:

@@ -7,7 +7,13 @@ order and $all is roughly chronological. Member and balance streams receive seve
 run; their expected versions are counted here, which is what makes a re-run idempotent.
 
 Backfill runs as fast as the sink allows (generation of the next chunk overlaps the appends of the
-previous one). Live mode releases each chunk when the wall clock, scaled by ``speed``, reaches its end.
+previous one). Live mode releases each chunk when the wall clock, scaled by ``speed``, reaches its end;
+the part of its period before ``live_from`` (a seeded history) is appended first, as fast as a backfill.
+
+A run can resume from ``resume_from``, the clock a previous run of the same operator had reached
+(``on_appended`` reports it after each acknowledged chunk): the schedule is regenerated, the records
+released before that clock are counted (for the expected versions) but not appended again, and the
+run goes on from there, so it never collides with the streams the earlier run wrote.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ from cdr_platform.simulator.traffic import (
 )
 
 MULTI_APPEND_CATEGORIES = ("member-", "balance-")
+CATCH_UP_CHUNK = timedelta(hours=1)
+"""Chunk length before ``catch_up_until``: history is appended an hour at a time, like a backfill."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,12 +64,17 @@ class Chunk:
     releases: list[Release]
 
 
-def release_schedule(operator: Operator, faults: FaultConfig, chunk: timedelta) -> Iterator[Chunk]:
+def release_schedule(
+    operator: Operator, faults: FaultConfig, chunk: timedelta, catch_up_until: datetime | None = None
+) -> Iterator[Chunk]:
     """Chunks of releases in time order; deterministic for the operator and fault seeds.
 
+    Chunks are ``chunk`` long, except before ``catch_up_until``: there they are ``CATCH_UP_CHUNK``
+    long and one ends exactly at it. Which chunk a release falls in never changes what is released.
     Days are generated one at a time, so memory holds about one day of records plus the carry-over
     (transactions completing after midnight, late ones).
     """
+    catch_up_until = catch_up_until or operator.start
     heap: list[tuple[datetime, int, Release]] = []
     order = itertools.count()
 
@@ -84,7 +97,10 @@ def release_schedule(operator: Operator, faults: FaultConfig, chunk: timedelta) 
                 push(record, late)
         day_end = min(operator.start + timedelta(days=day + 1), operator.end)
         while clock < day_end:
-            clock = min(clock + chunk, day_end)
+            if clock < catch_up_until:
+                clock = min(clock + CATCH_UP_CHUNK, day_end, catch_up_until)
+            else:
+                clock = min(clock + chunk, day_end)
             yield Chunk(clock, _pop_until(heap, clock))
     while heap:
         clock += chunk
@@ -150,40 +166,52 @@ class Simulation:
         faults: FaultConfig | None = None,
         ground_truth: GroundTruthWriter | None = None,
         progress: Progress | None = None,
+        resume_from: datetime | None = None,
+        on_appended: Callable[[datetime], None] | None = None,
     ) -> None:
         self.operator = operator
         self.sink = sink
         self.faults = faults or FaultConfig(seed=operator.seed)
         self.ground_truth = ground_truth
         self.progress = progress
+        self.resume_from = resume_from
+        self.on_appended = on_appended
+        """Called with the clock up to which every release is appended, after each acknowledged chunk."""
         self._stream_counts: dict[str, int] = {}
         self.result = SimulationResult()
 
     def run_backfill(self, chunk: timedelta = timedelta(hours=1)) -> SimulationResult:
         """The whole period as fast as the sink takes it."""
-        return self._run(release_schedule(self.operator, self.faults, chunk), pace=None, mode="backfill")
+        chunks = release_schedule(self.operator, self.faults, chunk, self.resume_from)
+        return self._run(chunks, pace=None, mode="backfill")
 
     def run_live(
         self,
         speed: float = 1.0,
         stop: threading.Event | None = None,
         now: Callable[[], float] = time.time,
+        live_from: datetime | None = None,
     ) -> SimulationResult:
         """Real-time pace: simulated time runs ``speed`` times faster than the wall clock from the start.
 
-        Stops at the end of the period (remaining late transactions are then appended at once) or when
-        ``stop`` is set.
+        The period before ``live_from`` (or before ``resume_from``, whichever is later) is appended as
+        fast as the sink takes it; from there on, chunks follow the wall clock. Stops at the end of the
+        period (remaining late transactions are then appended at once) or when ``stop`` is set.
         """
         stop = stop or threading.Event()
         chunk = timedelta(seconds=max(1.0, speed))
+        anchor = max(
+            self.operator.start, live_from or self.operator.start, self.resume_from or self.operator.start
+        )
         wall_start = now()
 
         def pace(clock: datetime) -> bool:
-            due = wall_start + (clock - self.operator.start).total_seconds() / speed
+            due = wall_start + (clock - anchor).total_seconds() / speed
             stop.wait(max(0.0, due - now()))
             return not stop.is_set()
 
-        return self._run(release_schedule(self.operator, self.faults, chunk), pace=pace, mode="live")
+        chunks = release_schedule(self.operator, self.faults, chunk, anchor)
+        return self._run(chunks, pace=pace, mode="live")
 
     def _run(
         self, chunks: Iterator[Chunk], pace: Callable[[datetime], bool] | None, mode: str
@@ -193,19 +221,25 @@ class Simulation:
             self.ground_truth.write_operator(self.operator)
         pending: PendingAppends | None = None
         finished = True
+        acknowledged: datetime | None = None
         for chunk in chunks:
+            if self.resume_from is not None and chunk.end <= self.resume_from:
+                self._count_appended(chunk)
+                continue
             if pace is not None and chunk.end <= self.operator.end and not pace(chunk.end):
                 finished = False
                 break
             appends = self._appends(chunk)
             if pending is not None:
                 pending.wait()
+                self._acknowledged(acknowledged)
             pending = self.sink.submit(appends)
-            self.result.clock = chunk.end
+            acknowledged = self.result.clock = chunk.end
             if self.progress is not None:
                 self.progress.update(chunk.end, self.result.events)
         if pending is not None:
             pending.wait()
+            self._acknowledged(acknowledged)
         self.result.elapsed_s = time.monotonic() - started
         if self.progress is not None and self.result.clock is not None:
             self.progress.close(self.result.clock, self.result.events)
@@ -214,6 +248,19 @@ class Simulation:
                 mode, self.operator, self.faults, dict(self.result.events_by_type), finished
             )
         return self.result
+
+    def _acknowledged(self, clock: datetime | None) -> None:
+        if self.on_appended is not None and clock is not None:
+            self.on_appended(clock)
+
+    def _count_appended(self, chunk: Chunk) -> None:
+        """What an earlier run appended for this chunk: only the multi-append streams' counts matter."""
+        for release in chunk.releases:
+            stream = stream_of(release.record)
+            if stream.startswith(MULTI_APPEND_CATEGORIES):
+                self._stream_counts[stream] = self._stream_counts.get(stream, 0) + len(
+                    events_of(release.record)
+                )
 
     def _appends(self, chunk: Chunk) -> list[StreamAppend]:
         """One append per stream for the chunk, with the expected count before it."""
