@@ -33,6 +33,9 @@ from cdr_platform.devtools.supervise import Child, Supervisor
 from cdr_platform.settings import PROJECT_ROOT, Settings
 from cdr_platform.simulator.live_state import STATE_FILE, LiveStateError, load_live_state
 
+DAGSTER_ENV = {"DAGSTER_GRPC_TIMEOUT_SECONDS": "180"}
+"""Calls to the code server (launching a run among them) time out after 60 s by default, which a
+loaded 2-core machine exceeded: runs then ended "Failed to start"."""
 HISTORY_DAYS = 7
 """Seeded before the live traffic, so today can be compared with the same span last week."""
 LIVE_DAYS = 30
@@ -101,7 +104,7 @@ def run_dev(
         dagster_home = settings.dagster_home
         dagster_home.mkdir(parents=True, exist_ok=True)
         shutil.copy(PROJECT_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-        env = {**os.environ, "DAGSTER_HOME": str(dagster_home)}
+        env = {**os.environ, **DAGSTER_ENV, "DAGSTER_HOME": str(dagster_home)}
         dagster = str(Path(sys.executable).with_name("dagster"))
         print(f"Dagster UI: http://127.0.0.1:{port}  (Ctrl-C stops the traffic and the UI)", flush=True)
         # In this process group: a terminal's Ctrl-C reaches dagster dev, which stops its own children.
