@@ -200,4 +200,7 @@ def usage_stream_health_sensor(
         metadata={**observe_shards(kinesis, lake), **relay_metadata},
     )
     context.log.info(evaluation.description or "")
-    return SensorResult(asset_events=[observation, evaluation])
+    # The skip reason is what the tick history shows: the relay's state, not "empty result".
+    return SensorResult(
+        asset_events=[observation, evaluation], skip_reason=SkipReason(evaluation.description)
+    )
