@@ -210,7 +210,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo = commands.add_parser(
         "demo", help="run the main job end to end on the local stack", description="What `make demo` runs."
     )
-    demo.add_argument("--days", type=int, help="days of simulated traffic (default: 8)")
+    demo.add_argument("--days", type=int, help="days of simulated traffic (default: 42)")
     demo.add_argument("--members", type=int, help="simulated members (default: 300)")
     demo.set_defaults(handler=_demo)
     return parser

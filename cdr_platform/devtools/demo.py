@@ -47,9 +47,15 @@ from cdr_platform.settings import Settings
 from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 
 
+DEMO_DAYS = 42
+"""The demo's simulated period: 28 days of history for the churn model's longest feature window plus a
+14-day label window after its cut-offs (the simulator's churn is a monthly hazard, so shorter periods
+leave almost no churners to judge a model on)."""
+
+
 @dataclass(frozen=True)
 class DemoConfig:
-    days: int = 8
+    days: int = DEMO_DAYS
     members: int = 300
     seed: int = 42
     drop_rate: float = 0.01

@@ -7,7 +7,10 @@ Streams (category = the part before the first ``-``):
   is complete (mediation emits CDRs at release).
 - ``sms-<sms_id>``: sms_submitted, usage_rated, then sms_delivered|sms_failed.
 - ``data-<session_id>``: data_session_ended, usage_rated.
-- ``balance-<member_id>``: topup_completed, the member's prepaid account.
+- ``call-|sms-|data-<id>`` of usage the OCS refused (prepaid balance short of the first unit): one
+  usage_refused, nothing else (a refused call is released before it is routed: no call record).
+- ``balance-<member_id>``: the member's account: topup_completed (prepaid) and plan_fee_charged (the
+  postpaid monthly fee).
 - ``member-<member_id>``: member_activated, plan_changed, port_out_requested, member_deactivated.
 
 Rating events live in the stream of the usage they price (their correlation_id is the call/SMS/session
@@ -33,7 +36,9 @@ from cdr_platform.simulator.traffic import (
     CallRecord,
     DataSessionRecord,
     LifecycleRecord,
+    PlanFeeRecord,
     Record,
+    RefusalRecord,
     SmsRecord,
     TopupRecord,
 )
@@ -77,6 +82,9 @@ def utc_text(at: datetime) -> str:
     return at.isoformat()[:-6] + "Z"
 
 
+REFUSED_STREAM_CATEGORY = {"voice": "call", "sms": "sms", "data": "data"}
+
+
 def stream_of(record: Record) -> str:
     if isinstance(record, CallRecord):
         return f"call-{record.call_id}"
@@ -84,7 +92,9 @@ def stream_of(record: Record) -> str:
         return f"sms-{record.sms_id}"
     if isinstance(record, DataSessionRecord):
         return f"data-{record.session_id}"
-    if isinstance(record, TopupRecord):
+    if isinstance(record, RefusalRecord):
+        return f"{REFUSED_STREAM_CATEGORY[record.usage_kind]}-{record.refusal_id}"
+    if isinstance(record, TopupRecord | PlanFeeRecord):
         return f"balance-{record.member.member_id}"
     return f"member-{record.member.member_id}"
 
@@ -170,7 +180,13 @@ def call_events(call: CallRecord) -> list[ProducedEvent]:
         "location_area_code": call.last_cell.location_area_code,
         "rat_type": call.last_cell.rat_type,
         "call_duration_s": call.duration_s,
-        "cause_for_termination": "abnormal_release" if dropped else "normal_release",
+        "cause_for_termination": (
+            "abnormal_release"
+            if dropped
+            else "camel_init_call_release"
+            if call.credit_limited
+            else "normal_release"
+        ),
     }
     ended = emit("call_dropped" if dropped else "call_ended", call.released_at, last)
     seconds = math.ceil(call.duration_s)
@@ -240,6 +256,32 @@ def topup_events(topup: TopupRecord) -> list[ProducedEvent]:
     ]
 
 
+def refusal_events(refusal: RefusalRecord) -> list[ProducedEvent]:
+    payload = {
+        "usage_kind": refusal.usage_kind,
+        "reason": "insufficient_balance",
+        "tariff_id": f"{refusal.plan.plan_id}-{refusal.usage_kind.upper()}",
+        "balance_micros": refusal.balance_micros,
+        "required_micros": refusal.required_micros,
+        "currency": CURRENCY,
+    }
+    key, mid = refusal.refusal_id, refusal.member.member_id
+    return [_event("usage_refused", key, refusal.at, mid, key, "ocs", payload, stream_of(refusal))]
+
+
+def plan_fee_events(fee: PlanFeeRecord) -> list[ProducedEvent]:
+    payload = {
+        "plan_id": fee.plan.plan_id,
+        "plan_type": fee.plan.plan_type,
+        "period_start": fee.period_start.isoformat(),
+        "period_end": fee.period_end.isoformat(),
+        "charge_micros": fee.amount_micros,
+        "currency": CURRENCY,
+    }
+    key, mid = fee.fee_id, fee.member.member_id
+    return [_event("plan_fee_charged", key, fee.at, mid, key, "ocs", payload, stream_of(fee))]
+
+
 def lifecycle_events(change: LifecycleRecord) -> list[ProducedEvent]:
     member = change.member
     payload: dict[str, Any]
@@ -279,6 +321,10 @@ def events_of(record: Record) -> list[ProducedEvent]:
         return data_session_events(record)
     if isinstance(record, TopupRecord):
         return topup_events(record)
+    if isinstance(record, RefusalRecord):
+        return refusal_events(record)
+    if isinstance(record, PlanFeeRecord):
+        return plan_fee_events(record)
     return lifecycle_events(record)
 
 

@@ -5,15 +5,20 @@ without the platform. Files (timestamps are ISO 8601 UTC; booleans are 0/1):
 
 - ``events.csv``: event_id, event_type, member_id, correlation_id, occurred_at, stream, late_hours
   (empty when on time). Exactly the events appended to EventStoreDB, one row each.
-- ``calls.csv``: call_id, member_id, record_type, outcome (completed, dropped, busy, no_answer,
-  congestion), cause_code (Q.850, failed calls only), first_cell_id, last_cell_id, location_area_code,
-  attempted_at, answered_at, released_at, duration_s, roaming, charge_micros.
+- ``calls.csv``: call_id, member_id, record_type, outcome (completed, dropped, busy, no_answer, absent,
+  rejected, congestion), cause_code (Q.850, failed calls only), first_cell_id, last_cell_id,
+  location_area_code, attempted_at, answered_at, released_at, duration_s, roaming, charge_micros,
+  credit_limited (released when the prepaid balance ran out).
 - ``sms.csv``: sms_id, member_id, cell_id, submitted_at, delivered, failure_cause, charge_micros.
 - ``data_sessions.csv``: session_id, member_id, cell_id, started_at, ended_at, uplink_bytes,
   downlink_bytes, charge_micros.
 - ``topups.csv``: topup_id, member_id, at, amount_micros, channel.
+- ``refusals.csv``: refusal_id, member_id, usage_kind, at, balance_micros, required_micros.
+- ``plan_fees.csv``: fee_id, member_id, plan_id, at, period_start, period_end, amount_micros.
 - ``members.csv``: member_id, msisdn, imsi, imei, plan_id, plan_type, activated_at, home_cell_ids,
-  bad_coverage, activity, churned, churn_at, churn_kind, plan_change_at, new_plan_id.
+  bad_coverage, activity, churned, churn_at, churn_kind, plan_change_at, new_plan_id, leaves_at (also
+  when after the period), churn_lead_days (0: left without a wind-down), opening_balance_micros,
+  billing_day, dips (``start/end/depth`` separated by spaces: spells of low usage of members who stay).
 - ``cells.csv``: cell_id, location_area_code, rat_type, quality, congestion_failure_rate, drop_rate.
 - ``run.json``: mode, seed, period, the operator and fault configuration, and counts per event type.
 
@@ -33,7 +38,16 @@ from typing import Any, TextIO
 from cdr_platform.simulator.builders import ProducedEvent, utc_text
 from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.model import Operator
-from cdr_platform.simulator.traffic import CallRecord, DataSessionRecord, Record, SmsRecord, TopupRecord
+from cdr_platform.simulator.traffic import (
+    CAUSE_OF_OUTCOME,
+    CallRecord,
+    DataSessionRecord,
+    PlanFeeRecord,
+    Record,
+    RefusalRecord,
+    SmsRecord,
+    TopupRecord,
+)
 
 COLUMNS: dict[str, tuple[str, ...]] = {
     "events": (
@@ -42,7 +56,7 @@ COLUMNS: dict[str, tuple[str, ...]] = {
     "calls": (
         "call_id", "member_id", "record_type", "outcome", "cause_code", "first_cell_id", "last_cell_id",
         "location_area_code", "attempted_at", "answered_at", "released_at", "duration_s", "roaming",
-        "charge_micros",
+        "charge_micros", "credit_limited",
     ),
     "sms": ("sms_id", "member_id", "cell_id", "submitted_at", "delivered", "failure_cause", "charge_micros"),
     "data_sessions": (
@@ -50,9 +64,12 @@ COLUMNS: dict[str, tuple[str, ...]] = {
         "charge_micros",
     ),
     "topups": ("topup_id", "member_id", "at", "amount_micros", "channel"),
+    "refusals": ("refusal_id", "member_id", "usage_kind", "at", "balance_micros", "required_micros"),
+    "plan_fees": ("fee_id", "member_id", "plan_id", "at", "period_start", "period_end", "amount_micros"),
     "members": (
         "member_id", "msisdn", "imsi", "imei", "plan_id", "plan_type", "activated_at", "home_cell_ids",
         "bad_coverage", "activity", "churned", "churn_at", "churn_kind", "plan_change_at", "new_plan_id",
+        "leaves_at", "churn_lead_days", "opening_balance_micros", "billing_day", "dips",
     ),
     "cells": ("cell_id", "location_area_code", "rat_type", "quality", "congestion_failure_rate", "drop_rate"),
 }  # fmt: skip
@@ -91,17 +108,19 @@ class GroundTruthWriter:
                  " ".join(operator.cells[i].cell_id for i in m.home_cells),
                  int(sum(i in drop_prone for i in m.home_cells) >= 2), f"{m.activity:.4f}", int(churned),
                  _iso(m.churn_at), m.churn_kind or "", _iso(m.plan_change_at),
-                 m.new_plan.plan_id if m.new_plan else "")
+                 m.new_plan.plan_id if m.new_plan else "", _iso(m.leaves_at), f"{m.churn_lead_s / 86400:.2f}",
+                 m.opening_balance_micros, m.billing_day,
+                 " ".join(f"{_iso(d.start)}/{_iso(d.end)}/{d.depth:.3f}" for d in m.dips))
             )  # fmt: skip
 
     def write_record(self, record: Record) -> None:
         if isinstance(record, CallRecord):
-            cause = {"congestion": 34, "busy": 17, "no_answer": 19}.get(record.outcome, "")
+            cause = CAUSE_OF_OUTCOME.get(record.outcome, "")
             self._writers["calls"].writerow(
                 (record.call_id, record.member.member_id, record.record_type, record.outcome, cause,
                  record.first_cell.cell_id, record.last_cell.cell_id, record.first_cell.location_area_code,
                  _iso(record.attempted_at), _iso(record.answered_at), _iso(record.released_at),
-                 record.duration_s, int(record.roaming), record.charge_micros)
+                 record.duration_s, int(record.roaming), record.charge_micros, int(record.credit_limited))
             )  # fmt: skip
         elif isinstance(record, SmsRecord):
             self._writers["sms"].writerow(
@@ -112,6 +131,16 @@ class GroundTruthWriter:
             self._writers["data_sessions"].writerow(
                 (record.session_id, record.member.member_id, record.cell.cell_id, _iso(record.started_at),
                  _iso(record.ended_at), record.uplink_bytes, record.downlink_bytes, record.charge_micros)
+            )  # fmt: skip
+        elif isinstance(record, RefusalRecord):
+            self._writers["refusals"].writerow(
+                (record.refusal_id, record.member.member_id, record.usage_kind, _iso(record.at),
+                 record.balance_micros, record.required_micros)
+            )  # fmt: skip
+        elif isinstance(record, PlanFeeRecord):
+            self._writers["plan_fees"].writerow(
+                (record.fee_id, record.member.member_id, record.plan.plan_id, _iso(record.at),
+                 record.period_start.isoformat(), record.period_end.isoformat(), record.amount_micros)
             )  # fmt: skip
         elif isinstance(record, TopupRecord):
             self._writers["topups"].writerow(

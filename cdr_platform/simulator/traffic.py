@@ -2,28 +2,40 @@
 
 A member-day is generated from its own random stream (``seed:member:day``), so the result does not depend
 on how many members or days are generated, in what order, or in how many processes: the same seed always
-yields the same records. Arrivals are non-homogeneous Poisson processes (thinning against daily and weekly
-curves, in UTC) scaled by the member's activity and engagement; call durations are log-normal (heavy
-right tail), data volumes too. Records are intents with their outcome decided; ``builders`` turns each into
-the events a real network would emit.
+yields the same records. A prepaid member's day also depends on the balance carried from the day before:
+usage the balance cannot pay for its first unit of is refused (a ``RefusalRecord``), usage it pays in
+part is cut short, and running low makes the member top up after a delay that grows as engagement falls.
+Balances are debited when usage starts, so they never go below zero.
+
+Arrivals are non-homogeneous Poisson processes (thinning against daily and weekly curves, in UTC) scaled by
+the member's activity, the plan's appetite, a day-to-day noise and the member's engagement; call durations
+are log-normal (heavy right tail), data volumes too. Records are intents with their outcome decided;
+``builders`` turns each into the events a real network would emit.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 from cdr_platform.simulator.model import Cell, ChurnKind, Member, Operator, OperatorConfig, Plan
 
-CallOutcome = Literal["completed", "dropped", "busy", "no_answer", "congestion"]
+CallOutcome = Literal["completed", "dropped", "busy", "no_answer", "absent", "rejected", "congestion"]
 CAUSE_CONGESTION = 34  # no_circuit_channel_available
 CAUSE_BUSY = 17  # user_busy
 CAUSE_NO_ANSWER = 19  # no_answer_from_user
-CAUSE_OF_OUTCOME: dict[str, int] = {"congestion": 34, "busy": 17, "no_answer": 19}
+CAUSE_OF_OUTCOME: dict[str, int] = {
+    "congestion": 34,
+    "busy": 17,
+    "no_answer": 19,
+    "absent": 20,
+    "rejected": 21,
+}
 SMS_FAILURE_CAUSES = (
     "absent_subscriber",
     "memory_capacity_exceeded",
@@ -32,7 +44,7 @@ SMS_FAILURE_CAUSES = (
 )
 SMS_FAILURE_WEIGHTS = (0.6, 0.1, 0.15, 0.15)
 TOPUP_AMOUNTS_MICROS = (5_000_000, 10_000_000, 15_000_000, 20_000_000, 30_000_000)
-TOPUP_AMOUNT_WEIGHTS = (0.2, 0.35, 0.15, 0.2, 0.1)
+TOPUP_AMOUNT_WEIGHTS = (0.25, 0.4, 0.1, 0.2, 0.05)
 TOPUP_CHANNELS = ("voucher", "card", "bank_transfer", "retail", "app", "auto_topup")
 TOPUP_CHANNEL_WEIGHTS = (0.15, 0.25, 0.05, 0.15, 0.3, 0.1)
 SESSION_TIME_LIMIT_S = 3600.0
@@ -74,6 +86,7 @@ class CallRecord:
     released_at: datetime
     duration_s: float  # answer to release; 0 when never answered
     charge_micros: int
+    credit_limited: bool = False  # released by the OCS when the prepaid balance ran out
 
     @property
     def correlation_id(self) -> str:
@@ -121,7 +134,7 @@ class DataSessionRecord:
     uplink_bytes: int
     downlink_bytes: int
     charging_id: int
-    cause_for_rec_closing: Literal["normal_release", "time_limit"]
+    cause_for_rec_closing: Literal["normal_release", "time_limit", "volume_limit"]
     charge_micros: int
 
     @property
@@ -155,6 +168,56 @@ class TopupRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class RefusalRecord:
+    """Usage the OCS refused: the prepaid balance could not pay for its first unit. Nothing was used."""
+
+    refusal_id: str  # the id the call, SMS or session would have had
+    member: Member
+    plan: Plan
+    usage_kind: Literal["voice", "sms", "data"]
+    at: datetime
+    balance_micros: int
+    required_micros: int
+
+    @property
+    def correlation_id(self) -> str:
+        return self.refusal_id
+
+    @property
+    def completed_at(self) -> datetime:
+        return self.at
+
+
+@dataclass(frozen=True, slots=True)
+class PlanFeeRecord:
+    """A postpaid plan's monthly fee, charged on the member's billing day for the month that starts then."""
+
+    fee_id: str
+    member: Member
+    plan: Plan
+    at: datetime
+    period_start: date
+    period_end: date
+    amount_micros: int
+
+    @property
+    def correlation_id(self) -> str:
+        return self.fee_id
+
+    @property
+    def completed_at(self) -> datetime:
+        return self.at
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A prepaid account carried from one day to the next: its balance and a top-up already decided on."""
+
+    balance_micros: int
+    topup_due_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LifecycleRecord:
     """One member lifecycle change (activation, plan change, port-out request, deactivation)."""
 
@@ -173,7 +236,7 @@ class LifecycleRecord:
         return self.at
 
 
-UsageRecord = CallRecord | SmsRecord | DataSessionRecord | TopupRecord
+UsageRecord = CallRecord | SmsRecord | DataSessionRecord | TopupRecord | RefusalRecord | PlanFeeRecord
 Record = UsageRecord | LifecycleRecord
 
 
@@ -191,6 +254,16 @@ def sms_charge(plan: Plan, roaming: bool) -> int:
 
 def data_charge(plan: Plan, total_bytes: int, roaming: bool) -> int:
     return math.ceil(total_bytes / 1_000_000) * plan.data_micros_per_mb * (5 if roaming else 1)
+
+
+def voice_unit_price(plan: Plan, record_type: str, roaming: bool) -> int:
+    """The price of a call's first minute (what the OCS must see in the balance to let it through)."""
+    return voice_charge(plan, record_type, 60.0, roaming)
+
+
+def add_month(day: date) -> date:
+    """The same day of the next month (billing days are 1..28, so it always exists)."""
+    return date(day.year + day.month // 12, day.month % 12 + 1, day.day)
 
 
 def lifecycle_records(member: Member) -> list[LifecycleRecord]:
@@ -225,6 +298,9 @@ class _MemberDay:
         if member.churn_at is not None:
             window_end = min(window_end, member.churn_at)
         self.window = (window_start, window_end)
+        sigma = self.config.daily_noise_sigma
+        self.noise = self.rng.lognormvariate(-sigma * sigma / 2, sigma) if sigma > 0 else 1.0
+        self.day_plan = member.plan_at(window_start)
 
     def arrivals(
         self, per_day: float, by_hour: tuple[float, ...], by_weekday: tuple[float, ...]
@@ -234,7 +310,7 @@ class _MemberDay:
         if end <= begin or per_day <= 0:
             return
         peak = max(by_hour)
-        rate_s = per_day * self.member.activity * peak / 86400
+        rate_s = per_day * self.noise * self.member.activity * peak / 86400
         rng, member = self.rng, self.member
         t = begin
         while True:
@@ -257,7 +333,11 @@ class _MemberDay:
 
     def calls(self) -> Iterator[CallRecord]:
         config, rng, member = self.config, self.rng, self.member
-        times = self.arrivals(config.calls_per_day, VOICE_BY_HOUR, VOICE_BY_WEEKDAY)
+        per_day = config.calls_per_day * self.day_plan.voice_factor
+        times = self.arrivals(per_day, VOICE_BY_HOUR, VOICE_BY_WEEKDAY)
+        busy = config.answer_ratio + config.busy_ratio
+        absent = busy + config.absent_ratio
+        rejected = absent + config.rejected_ratio
         for n, at in enumerate(times):
             cell = self.pick_cell()
             record_type = "mt_call_record" if rng.random() < config.mt_call_share else "mo_call_record"
@@ -287,9 +367,15 @@ class _MemberDay:
                         outcome = "completed"
                     duration = round(duration, 3)
                     released = answered_at + timedelta(seconds=duration)
-                elif u < config.answer_ratio + config.busy_ratio:
+                elif u < busy:
                     outcome = "busy"
                     released = at + timedelta(seconds=rng.uniform(2, 8))
+                elif u < absent:
+                    outcome = "absent"
+                    released = at + timedelta(seconds=rng.uniform(3, 10))
+                elif u < rejected:
+                    outcome = "rejected"
+                    released = at + timedelta(seconds=rng.uniform(4, 20))
                 else:
                     outcome = "no_answer"
                     released = at + timedelta(seconds=rng.uniform(20, 45))
@@ -313,7 +399,8 @@ class _MemberDay:
 
     def sms(self) -> Iterator[SmsRecord]:
         config, rng, member = self.config, self.rng, self.member
-        for n, at in enumerate(self.arrivals(config.sms_per_day, VOICE_BY_HOUR, VOICE_BY_WEEKDAY)):
+        per_day = config.sms_per_day * self.day_plan.voice_factor
+        for n, at in enumerate(self.arrivals(per_day, VOICE_BY_HOUR, VOICE_BY_WEEKDAY)):
             delivered = rng.random() < config.sms_delivery_ratio
             roaming = rng.random() < config.roaming_share
             plan = member.plan_at(at)
@@ -334,7 +421,8 @@ class _MemberDay:
 
     def data_sessions(self) -> Iterator[DataSessionRecord]:
         config, rng, member = self.config, self.rng, self.member
-        for n, at in enumerate(self.arrivals(config.data_sessions_per_day, DATA_BY_HOUR, DATA_BY_WEEKDAY)):
+        per_day = config.data_sessions_per_day * self.day_plan.data_factor
+        for n, at in enumerate(self.arrivals(per_day, DATA_BY_HOUR, DATA_BY_WEEKDAY)):
             duration = rng.lognormvariate(math.log(600), 1.0)
             cause = "time_limit" if duration >= SESSION_TIME_LIMIT_S else "normal_release"
             duration = round(min(duration, SESSION_TIME_LIMIT_S), 3)
@@ -360,25 +448,172 @@ class _MemberDay:
                 charge_micros=data_charge(plan, uplink + downlink, roaming),
             )
 
-    def topups(self) -> Iterator[TopupRecord]:
-        rng, member = self.rng, self.member
-        flat = (1.0,) * 24
-        for n, at in enumerate(self.arrivals(self.config.topups_per_week / 7, flat, (1.0,) * 7)):
-            if member.plan_at(at).plan_type != "prepaid":
+    def plan_fee(self) -> PlanFeeRecord | None:
+        """The monthly fee, on the billing day (or at activation on it), if the plan then is postpaid."""
+        member = self.member
+        begin, end = self.window
+        if end <= begin or self.day_start.day != member.billing_day:
+            return None
+        at = max(
+            self.day_start + timedelta(hours=2, minutes=member.index % 120), begin + timedelta(minutes=1)
+        )
+        plan = member.plan_at(at)
+        if at >= end or plan.plan_type != "postpaid" or plan.monthly_fee_micros <= 0:
+            return None
+        start = at.date()
+        return PlanFeeRecord(
+            fee_id=f"{member.member_id}-{self.date_tag}-F",
+            member=member,
+            plan=plan,
+            at=at,
+            period_start=start,
+            period_end=add_month(start),
+            amount_micros=plan.monthly_fee_micros,
+        )
+
+    def settle(self, usage: list[CallRecord | SmsRecord | DataSessionRecord], account: Account) -> tuple[
+        list[UsageRecord], Account
+    ]:  # fmt: skip
+        """Pass the day's usage through the prepaid account in start order: refuse, cut short or debit,
+        and top up when due. Postpaid usage passes untouched."""
+        out: list[UsageRecord] = []
+        balance, due = account.balance_micros, account.topup_due_at
+        begin, end = self.window
+        topups = 0
+
+        def top_up_until(when: datetime) -> None:
+            nonlocal balance, due, topups
+            if due is not None and due <= when and begin <= due < end:
+                amount = self.rng.choices(TOPUP_AMOUNTS_MICROS, TOPUP_AMOUNT_WEIGHTS)[0]
+                channel = self.rng.choices(TOPUP_CHANNELS, TOPUP_CHANNEL_WEIGHTS)[0]
+                out.append(
+                    TopupRecord(f"{self.member.member_id}-{self.date_tag}-T{topups:02d}", self.member, due,
+                                amount, channel)
+                )  # fmt: skip
+                topups += 1
+                balance += amount
+                due = None
+
+        def plan_top_up(when: datetime) -> None:
+            nonlocal due
+            if due is None and balance < self.config.low_balance_eur * 1e6:
+                mean_days = self.config.topup_delay_days / max(self.member.engagement(when), 0.02)
+                due = when + timedelta(days=self.rng.expovariate(1 / mean_days))
+
+        if end > begin and self.member.plan_at(begin).plan_type == "prepaid":
+            if due is not None and due < begin:
+                due = begin
+            plan_top_up(begin)
+        for record in sorted(usage, key=_started_at):
+            at = _started_at(record)
+            if record.plan.plan_type != "prepaid":
+                out.append(record)
                 continue
-            yield TopupRecord(
-                topup_id=f"{member.member_id}-{self.date_tag}-T{n:02d}",
-                member=member,
-                at=at,
-                amount_micros=rng.choices(TOPUP_AMOUNTS_MICROS, TOPUP_AMOUNT_WEIGHTS)[0],
-                channel=rng.choices(TOPUP_CHANNELS, TOPUP_CHANNEL_WEIGHTS)[0],
-            )
+            top_up_until(at)
+            price = _unit_price(record)
+            if price > 0 and balance < price:
+                kind = (
+                    "voice"
+                    if isinstance(record, CallRecord)
+                    else "sms"
+                    if isinstance(record, SmsRecord)
+                    else "data"
+                )
+                out.append(
+                    RefusalRecord(record.correlation_id, self.member, record.plan, kind, at, balance, price)
+                )
+            else:
+                record = _capped(record, balance, price)
+                balance -= record.charge_micros
+                out.append(record)
+            plan_top_up(at)
+        if end > begin:
+            top_up_until(end)
+            if self.member.plan_at(end - timedelta(microseconds=1)).plan_type == "prepaid":
+                plan_top_up(end - timedelta(microseconds=1))
+        return out, Account(balance, due)
+
+
+def _started_at(record: CallRecord | SmsRecord | DataSessionRecord) -> datetime:
+    if isinstance(record, CallRecord):
+        return record.attempted_at
+    if isinstance(record, SmsRecord):
+        return record.submitted_at
+    return record.started_at
+
+
+def _unit_price(record: CallRecord | SmsRecord | DataSessionRecord) -> int:
+    """What the OCS must see in the balance before it lets the usage start."""
+    if isinstance(record, CallRecord):
+        return voice_unit_price(record.plan, record.record_type, record.roaming)
+    if isinstance(record, SmsRecord):
+        return record.charge_micros
+    return data_charge(record.plan, 1, record.roaming)
+
+
+def _capped(
+    record: CallRecord | SmsRecord | DataSessionRecord, balance: int, price: int
+) -> CallRecord | SmsRecord | DataSessionRecord:
+    """The usage cut to what ``balance`` pays for: the OCS grants whole units and ends the call or
+    session when they run out."""
+    if record.charge_micros <= balance or price <= 0:
+        return record
+    units = balance // price
+    if isinstance(record, CallRecord):
+        assert record.answered_at is not None
+        duration = round(units * 60.0 - 0.5, 3)
+        return dataclasses.replace(
+            record,
+            outcome="completed",
+            last_cell=record.last_cell,
+            released_at=record.answered_at + timedelta(seconds=duration),
+            duration_s=duration,
+            charge_micros=units * price,
+            credit_limited=True,
+        )
+    assert isinstance(record, DataSessionRecord)
+    total = record.uplink_bytes + record.downlink_bytes
+    allowed = units * 1_000_000
+    uplink = record.uplink_bytes * allowed // total
+    duration = round(record.duration_s * allowed / total, 3)
+    return dataclasses.replace(
+        record,
+        ended_at=record.started_at + timedelta(seconds=duration),
+        uplink_bytes=uplink,
+        downlink_bytes=allowed - uplink,
+        cause_for_rec_closing="volume_limit",
+        charge_micros=units * price,
+    )
+
+
+def _opening_account(operator: Operator, member: Member, day: int) -> Account:
+    """The account at the start of ``day``: from the memo, or by generating the days before it in order."""
+    known = day
+    while known > 0 and (member.index, known) not in operator.ledger:
+        known -= 1
+    account = operator.ledger.get((member.index, known), Account(member.opening_balance_micros))
+    for earlier in range(known, day):
+        _, account = _generate(operator, member, earlier, account)  # type: ignore[arg-type]
+    return account  # type: ignore[return-value]
+
+
+def _generate(
+    operator: Operator, member: Member, day: int, account: Account
+) -> tuple[list[UsageRecord], Account]:
+    draws = _MemberDay(operator, member, day)
+    usage = [*draws.calls(), *draws.sms(), *draws.data_sessions()]
+    records, closing = draws.settle(usage, account)
+    fee = draws.plan_fee()
+    if fee is not None:
+        records.append(fee)
+    operator.ledger[(member.index, day + 1)] = closing
+    return records, closing
 
 
 def member_day(operator: Operator, member: Member, day: int) -> list[UsageRecord]:
     """Every usage record of ``member`` starting on simulated ``day`` (0-based), in a fixed order."""
-    draws = _MemberDay(operator, member, day)
-    return [*draws.calls(), *draws.sms(), *draws.data_sessions(), *draws.topups()]
+    records, _ = _generate(operator, member, day, _opening_account(operator, member, day))
+    return records
 
 
 def day_count(operator: Operator) -> int:

@@ -58,19 +58,18 @@ def test_faults_are_deterministic_per_event_regardless_of_batching(batch: list[S
 
 
 def test_reordered_events_move_later_within_the_window(batch: list[SourceEvent]) -> None:
-    records, entries = apply_relay_faults(
-        batch[:2000], FaultConfig(seed=3, reorder_rate=0.05, reorder_window=10)
-    )
+    sample = batch[:2000]
+    records, entries = apply_relay_faults(sample, FaultConfig(seed=3, reorder_rate=0.05, reorder_window=10))
     position = {r.data: i for i, r in enumerate(records)}
     shifts = {entry.event_id: int(entry.detail["shift"]) for entry in entries}  # type: ignore[call-overload]
     assert shifts and all(1 <= shift <= 10 for shift in shifts.values())
-    for index, event in enumerate(batch[:2000]):
+    for index, event in enumerate(sample):
         shift = shifts.get(event.event_id)
         if shift is None:
             continue
-        overtaken = [e for e in batch[index + 1 : index + shift + 1] if e.event_id not in shifts]
+        overtaken = [e for e in sample[index + 1 : index + shift + 1] if e.event_id not in shifts]
         assert all(position[e.data] < position[event.data] for e in overtaken)
-        following = [e for e in batch[index + shift + 1 : index + shift + 2] if e.event_id not in shifts]
+        following = [e for e in sample[index + shift + 1 : index + shift + 2] if e.event_id not in shifts]
         assert all(position[e.data] > position[event.data] for e in following)
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import replace
 from datetime import timedelta
 
@@ -57,11 +58,28 @@ def test_identifiers_are_well_formed() -> None:
 
 def test_engagement_declines_towards_churn_then_stops() -> None:
     operator = build_operator(OperatorConfig(members=500, churn_share=0.2), START, 30)
-    member = next(m for m in operator.members if m.churn_at is not None)
-    assert member.churn_at is not None
-    values = [member.engagement(member.churn_at - timedelta(days=d)) for d in (25, 15, 8, 4, 1)]
+    member = next(
+        m for m in operator.members if m.churn_at is not None and not m.dips and m.churn_inactive_s > 86400
+    )
+    assert member.churn_at is not None and member.churn_lead_s >= 14 * 86400
+    values = [member.engagement(member.churn_at - timedelta(days=d)) for d in (40, 12, 8, 4, 1, 0.5)]
     assert values == sorted(values, reverse=True)
-    assert values[0] == 1.0 and values[-1] < 0.05
+    assert values[0] == 1.0 and values[-1] <= 0.1
+
+
+def test_churn_hazards_differ_by_plan_type_and_some_leave_without_warning() -> None:
+    config = OperatorConfig(seed=5, members=20_000, prepaid_share=0.5)
+    operator = build_operator(config, START, 30)
+    by_type = Counter(m.plan.plan_type for m in operator.members)
+    churned = Counter(m.plan.plan_type for m in operator.members if m.churn_at is not None)
+    prepaid = churned["prepaid"] / by_type["prepaid"]
+    postpaid = churned["postpaid"] / by_type["postpaid"]
+    assert prepaid == pytest.approx(config.prepaid_monthly_churn, rel=0.2)
+    assert postpaid == pytest.approx(config.postpaid_monthly_churn, rel=0.3)
+    leavers = [m for m in operator.members if m.leaves_at is not None]
+    assert any(m.leaves_at >= operator.end for m in leavers)  # type: ignore[operator]  # wind-down at the end
+    sudden = sum(m.churn_lead_s == 0 for m in leavers) / len(leavers)
+    assert sudden == pytest.approx(config.sudden_churn_share, abs=0.05)
 
 
 @pytest.mark.parametrize(
