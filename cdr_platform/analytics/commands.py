@@ -9,6 +9,8 @@ import argparse
 import json
 import sys
 
+import duckdb
+
 from cdr_platform.settings import load_settings
 
 
@@ -30,6 +32,7 @@ def _owners(args: argparse.Namespace) -> int:
 
 def _sql(args: argparse.Namespace) -> int:
     from cdr_platform.analytics.sql_shell import (
+        Role,
         analyst_attach_sql,
         interactive,
         open_marts_session,
@@ -40,12 +43,16 @@ def _sql(args: argparse.Namespace) -> int:
     if args.print_attach:
         print(analyst_attach_sql(settings))
         return 0
+    role = Role(args.role)
     con = open_marts_session(settings)
     try:
         if args.command_text is not None:
-            write_csv(con, args.command_text, sys.stdout)
+            write_csv(con, args.command_text, sys.stdout, role)
             return 0
-        return interactive(con)
+        return interactive(con, role=role)
+    except duckdb.Error as exc:  # the query's own error (syntax, permission, read-only), no traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     finally:
         con.close()
 
@@ -69,8 +76,15 @@ def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # typ
     sql = commands.add_parser(
         "sql",
         help="read-only SQL on the marts (interactive, or -c QUERY for CSV)",
-        description="Marts resolve without a schema (select * from fct_calls); other layers as "
-        "staging.x, intermediate.x, raw.x. Safe while pipelines write.",
+        description="Marts resolve without a schema (select * from fct_calls). Analysts run queries on "
+        "the marts only: no other schema, write, COPY, file read, ATTACH or extension. The platform "
+        "role reads every layer (raw.x, meta.x, staging.x) read-only. Safe while pipelines write.",
+    )
+    sql.add_argument(
+        "--role",
+        choices=["analyst", "platform"],
+        default="analyst",
+        help="analyst (default): marts only; platform: every layer, for the data platform team",
     )
     sql.add_argument("-c", dest="command_text", metavar="QUERY", help="run QUERY and print CSV to stdout")
     sql.add_argument(

@@ -1,10 +1,14 @@
-"""A read-only SQL session on the marts: ``cdr-platform sql``.
+"""A read-only SQL session on the marts: ``cdr-platform sql [--role analyst|platform]``.
 
 The lake is attached READ_ONLY with ``marts`` as the default schema, so ``select * from fct_calls``
-works; other layers are ``staging.x``, ``raw.x``. Each statement runs in its own transaction on
-the latest committed DuckLake snapshot, so sessions work while landing and dbt runs write.
-Staging views need the pseudonymisation salt, which this session does not have: their
-pseudonyms read as NULL here, by design.
+works. Then DuckDB's ``enable_external_access`` is switched off (no files read or written outside
+the lake, no COPY TO, no ATTACH of files, no extension install or load) and ``lock_configuration``
+keeps it off for the session's life. The analyst role (the default) also checks every statement
+before it runs (``sql_guard``): queries only, on ``marts`` only. The platform role, for the data
+platform team, reads every layer (``raw.x``, ``meta.x``, ``staging.x``) under the same lock.
+Each statement runs in its own transaction on the latest committed DuckLake snapshot, so sessions
+work while landing and dbt runs write. Staging views need the pseudonymisation salt, which no
+session has: their pseudonyms read as NULL here, by design.
 """
 
 from __future__ import annotations
@@ -12,16 +16,25 @@ from __future__ import annotations
 import csv
 import sys
 from collections.abc import Callable
+from enum import StrEnum
 from pathlib import Path
 from typing import TextIO
 
 import duckdb
 
+from cdr_platform.analytics.sql_guard import AnalystRefusal, check_analyst_sql
 from cdr_platform.errors import PlatformError
 from cdr_platform.lake.connection import LAKE_ALIAS, attach_sql, connect_lake
 from cdr_platform.settings import Settings
 
 DEFAULT_SCHEMA = "marts"
+
+
+class Role(StrEnum):
+    """Who the session is for: analysts read the marts only, the data platform team every layer."""
+
+    ANALYST = "analyst"
+    PLATFORM = "platform"
 
 
 class MartsNotBuiltError(PlatformError):
@@ -37,8 +50,10 @@ def _build_first(settings: Settings) -> str:
 
 
 def open_marts_session(settings: Settings) -> duckdb.DuckDBPyConnection:
-    """A read-only connection with the lake attached and ``lake.marts`` as the default schema.
+    """A read-only connection with the lake attached, ``lake.marts`` as the default schema, no
+    external access and a locked configuration (so no statement can turn external access back on).
 
+    The lock holds for every role; what a role may name is checked per statement by ``run_checked``.
     Raises ``MartsNotBuiltError`` before any dbt build: no local catalog yet (checked first, so that
     opening it read-only creates nothing), or a lake without the marts schema.
     """
@@ -54,7 +69,22 @@ def open_marts_session(settings: Settings) -> duckdb.DuckDBPyConnection:
     except duckdb.CatalogException as exc:
         con.close()
         raise MartsNotBuiltError(f"the lake has no {DEFAULT_SCHEMA} yet: {_build_first(settings)}") from exc
+    # DuckLake reads its data files through DuckDB's file system, so their folder stays readable
+    # (the analysts' check refuses naming files there); nothing else can reach a file.
+    data_path = settings.resolved_lake_data_path.rstrip("/") + "/"
+    con.execute("SET allowed_directories = [?]", [data_path])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
     return con
+
+
+def run_checked(
+    con: duckdb.DuckDBPyConnection, sql: str, role: Role = Role.ANALYST
+) -> duckdb.DuckDBPyConnection:
+    """Execute ``sql`` after the role's check (``AnalystRefusal`` for an analyst outside the marts)."""
+    if role is Role.ANALYST:
+        check_analyst_sql(con, sql)
+    return con.execute(sql)
 
 
 def analyst_attach_sql(settings: Settings) -> str:
@@ -65,9 +95,9 @@ def analyst_attach_sql(settings: Settings) -> str:
     )
 
 
-def write_csv(con: duckdb.DuckDBPyConnection, query: str, out: TextIO) -> int:
-    """Run ``query`` and write its result as CSV with a header; returns the row count."""
-    cursor = con.execute(query)
+def write_csv(con: duckdb.DuckDBPyConnection, query: str, out: TextIO, role: Role = Role.ANALYST) -> int:
+    """Run ``query`` as ``role`` and write its result as CSV with a header; returns the row count."""
+    cursor = run_checked(con, query, role)
     writer = csv.writer(out, lineterminator="\n")
     if cursor.description is None:
         return 0
@@ -80,11 +110,17 @@ def write_csv(con: duckdb.DuckDBPyConnection, query: str, out: TextIO) -> int:
 
 
 def interactive(
-    con: duckdb.DuckDBPyConnection, read: Callable[[str], str] = input, out: TextIO = sys.stdout
+    con: duckdb.DuckDBPyConnection,
+    read: Callable[[str], str] = input,
+    out: TextIO = sys.stdout,
+    role: Role = Role.ANALYST,
 ) -> int:
     """A minimal REPL: statements end with ``;``, ``.quit`` or end of input leaves."""
+    reach = "the marts only" if role is Role.ANALYST else "every layer (raw.x, meta.x, staging.x)"
     print(
-        "cdr-platform sql: read-only session on lake.marts; end statements with ';', .quit to leave", file=out
+        f"cdr-platform sql ({role} role): read-only session on lake.marts, reading {reach}; "
+        "end statements with ';', .quit to leave",
+        file=out,
     )
     buffer: list[str] = []
     while True:
@@ -100,8 +136,10 @@ def interactive(
             continue
         buffer.clear()
         try:
+            if role is Role.ANALYST:
+                check_analyst_sql(con, statement)
             relation = con.sql(statement)
             if relation is not None:
                 print(relation, file=out)
-        except duckdb.Error as exc:
+        except (duckdb.Error, AnalystRefusal) as exc:
             print(f"error: {exc}", file=out)
