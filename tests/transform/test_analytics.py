@@ -13,7 +13,7 @@ from dagster import AssetSpec, Definitions
 from cdr_platform.analytics.commands import add_analytics_commands
 from cdr_platform.analytics.owners import owners_report, unowned
 from cdr_platform.analytics.sql_shell import interactive, open_marts_session, write_csv
-from cdr_platform.defs.transform.chart import HourlyPoint, KpiRow, bar, kpi_markdown
+from cdr_platform.defs.transform.chart import HourlyPoint, KpiRow, bar, hourly_chart, kpi_markdown
 from tests.transform.conftest import BuiltLake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -74,14 +74,15 @@ def test_chart_markdown() -> None:
     text = kpi_markdown(
         "2025-03-15 14:30",
         [
-            KpiRow("Dropped-call rate", "ratio", 0.02, 0.025, -0.2),
+            KpiRow("Dropped-call rate", "ratio", 0.02723146747352496, 0.025, -0.2),
             KpiRow("Calls attempted", "calls", 10, None, None),
         ],
-        [HourlyPoint(0, 4, 2, 1.5, 1.0)],
     )
-    assert "| Dropped-call rate | 2.00% | 2.50% | -20.0% |" in text
+    assert "| Dropped-call rate | 2.72% | 2.50% | -20.0% |" in text
     assert "| Calls attempted | 10 | n/a | n/a |" in text
-    assert "| 00:00 | 4 |" in text
+    (row,) = hourly_chart([HourlyPoint(0, 4, 2, 1.5, 1.0)]).value.records
+    assert row.data["hour"] == "00:00" and row.data["today"] == "█" * 24
+    assert row.data["revenue today"] == "1.50"
 
 
 def test_sql_answers_while_a_landing_run_writes(built_lake: BuiltLake) -> None:

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, Definitions
+from dagster import AssetKey, DefaultScheduleStatus, Definitions
 
 from cdr_platform.analytics.owners import owners_report, unowned
 from cdr_platform.defs.teams import teams
@@ -60,7 +60,8 @@ def test_automation_freshness_and_checks(defs: Definitions) -> None:
     for key in dbt_keys:
         node = graph.get(key)
         assert node.automation_condition is not None
-        assert "on new data" in (node.automation_condition.get_label() or "")
+        expected = "on new data" if node.parent_keys else "when missing"  # dim_date has no upstream
+        assert expected in (node.automation_condition.get_label() or ""), key
     assert graph.get(AssetKey(["marts", "rpt_exec_kpis_intraday"])).freshness_policy == EXEC_FRESHNESS
     assert graph.get(AssetKey(["marts", "fct_calls"])).freshness_policy is None
     checks = {(c.asset_key.to_user_string(), c.name) for c in graph.asset_check_keys}
@@ -71,13 +72,15 @@ def test_daily_build_schedule(defs: Definitions) -> None:
     schedules = {s.name: s for s in defs.schedules or []}  # type: ignore[union-attr]
     (schedule,) = [s for s in schedules.values() if s.job_name == "dbt_daily_build"]
     assert schedule.cron_schedule == "0 3 * * *"
+    assert schedule.default_status == DefaultScheduleStatus.RUNNING
 
 
 def test_exec_kpis_carry_a_chart_and_models_their_columns(built_lake: BuiltLake) -> None:
     materialized = built_lake.materializations()
     exec_kpis = materialized["marts/rpt_exec_kpis_intraday"].metadata
-    chart = exec_kpis["kpi_chart"].value
-    assert "Dropped-call rate" in chart and "Same time last week" in chart and "█" in chart
+    table = exec_kpis["kpis"].value
+    assert "Dropped-call rate" in table and "Same time last week" in table
+    assert any("█" in row.data["today"] for row in exec_kpis["calls_per_hour"].value.records)
     assert exec_kpis["calls_today"].value > 0
     calls = materialized["marts/fct_calls"].metadata
     assert "dagster/column_schema" in calls

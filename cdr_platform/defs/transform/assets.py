@@ -1,7 +1,10 @@
 """The dbt models as Dagster assets: one ``dbt build`` per run, tests as asset checks.
 
-Column metadata (schema and column-level lineage) is fetched after each model; the executives'
-KPI asset also gets a Markdown chart of today against the same time last week.
+Every materialization carries its table name (``dagster/table_name``), and after each model dbt's
+adapter fetches the column schema with column-level lineage and, for tables and incremental
+models, ``dagster/row_count`` (a count on a view would run its query, so views go without, except
+the executives' KPIs, whose rows are read anyway). The executives' KPI asset also gets its values,
+formatted, and a chart of today against the same time last week (see ``chart.py``).
 """
 
 from collections.abc import Iterator
@@ -11,11 +14,13 @@ from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, Outp
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
 from cdr_platform.defs.resources import LakeResource
-from cdr_platform.defs.transform.chart import HourlyPoint, KpiRow, kpi_markdown
+from cdr_platform.defs.transform.chart import HourlyPoint, KpiRow, hourly_chart, kpi_markdown, rounded
 from cdr_platform.defs.transform.project import DBT_POOL
 from cdr_platform.defs.transform.translator import CdrDbtTranslator
 
 EXEC_KPIS = AssetKey(["marts", "rpt_exec_kpis_intraday"])
+ROW_COUNT = "dagster/row_count"
+TABLE_NAME = "dagster/table_name"
 
 
 class DbtBuildConfig(Config):
@@ -25,7 +30,7 @@ class DbtBuildConfig(Config):
 
 
 def exec_kpi_metadata(lake: LakeResource) -> dict[str, Any]:
-    """Chart and headline values of the executive KPIs, read back from the lake."""
+    """The executive KPIs read back from the lake: the KPI table, the hourly chart, rounded values."""
     with lake.connect(read_only=True) as con:
         con.execute("SET TimeZone = 'UTC'")
         kpi_rows = con.execute(
@@ -38,11 +43,28 @@ def exec_kpi_metadata(lake: LakeResource) -> dict[str, Any]:
         ).fetchall()
     as_of = kpi_rows[0][6] if kpi_rows else "n/a"
     kpis = [KpiRow(label, unit, today, week, change) for _, label, unit, today, week, change, _ in kpi_rows]
-    hours = [HourlyPoint(*row) for row in hour_rows]
     headline: dict[str, Any] = {
-        f"{kpi}_today": float(today) for kpi, _, _, today, _, _, _ in kpi_rows if today is not None
+        f"{kpi}_today{'_pct' if unit == 'ratio' else ''}": rounded(float(today), unit)
+        for kpi, _, unit, today, _, _, _ in kpi_rows
+        if today is not None
     }
-    return {"kpi_chart": MetadataValue.md(kpi_markdown(as_of, kpis, hours)), "as_of": as_of, **headline}
+    return {
+        "kpis": MetadataValue.md(kpi_markdown(as_of, kpis)),
+        "calls_per_hour": hourly_chart([HourlyPoint(*row) for row in hour_rows]),
+        "as_of": as_of,
+        **headline,
+        ROW_COUNT: MetadataValue.int(len(kpi_rows)),
+    }
+
+
+def with_table_name(context: AssetExecutionContext, event: Any) -> Any:
+    """The materialization with its table's name, as the asset's definition states it."""
+    if not isinstance(event, Output):
+        return event
+    spec = context.assets_def.specs_by_key[context.asset_key_for_output(event.output_name)]
+    if TABLE_NAME not in spec.metadata:
+        return event
+    return event.with_metadata({**event.metadata, TABLE_NAME: spec.metadata[TABLE_NAME]})
 
 
 def build_dbt_assets(project: DbtProject) -> Any:
@@ -60,7 +82,9 @@ def build_dbt_assets(project: DbtProject) -> Any:
     ) -> Iterator[Any]:
         args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
         with lake.dbt_environment():  # profiles.yml and the dbt plugin find this run's lake here
-            for event in dbt.cli(args, context=context).stream().fetch_column_metadata():
+            events = dbt.cli(args, context=context).stream().fetch_column_metadata().fetch_row_counts()
+            for event in events:
+                event = with_table_name(context, event)
                 if isinstance(event, Output) and context.asset_key_for_output(event.output_name) == EXEC_KPIS:
                     event = event.with_metadata({**event.metadata, **exec_kpi_metadata(lake)})
                 yield event

@@ -1,8 +1,10 @@
-"""The executives' KPI chart as Markdown, which the Dagster UI renders in asset metadata.
+"""The executives' KPIs as asset metadata that the Dagster UI shows on the asset's overview.
 
-The UI renders ``MetadataValue.md`` (tables included) but neither Vega-Lite specs nor inline
-SVG, and matplotlib is not a dependency, so the chart is a table of Unicode bars: today's calls
-per hour beside the same hour last week, and revenue so far.
+The UI renders a Markdown value inline only when it is shorter than 1,000 characters (longer ones
+hide behind "[Show Markdown]"), and table values always inline; it renders neither Vega-Lite nor
+inline SVG, and matplotlib is not a dependency. So the KPIs are a short Markdown table of formatted
+values, and the chart is a table of Unicode bars: today's calls per hour beside the same hour last
+week, and revenue so far.
 """
 
 from __future__ import annotations
@@ -10,8 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from dagster import MetadataValue, TableColumn, TableMetadataValue, TableRecord, TableSchema
+
 BAR_WIDTH = 24
 BLOCKS = " ▏▎▍▌▋▊▉█"
+INLINE_MARKDOWN_LIMIT = 1000
+"""The Dagster UI shows Markdown metadata inline below this many characters."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +50,8 @@ def bar(value: float, maximum: float, width: int = BAR_WIDTH) -> str:
     return BLOCKS[-1] * (eighths // 8) + (BLOCKS[eighths % 8] if eighths % 8 else "")
 
 
-def _format(value: float | None, unit: str) -> str:
+def format_value(value: float | None, unit: str) -> str:
+    """A KPI as an executive reads it: ratios in percent, money with two decimals, counts whole."""
     if value is None:
         return "n/a"
     if unit == "ratio":
@@ -54,12 +61,21 @@ def _format(value: float | None, unit: str) -> str:
     return f"{value:,.0f}"
 
 
+def rounded(value: float, unit: str) -> float | int:
+    """The plotted value: a ratio in percent to two decimals, money to cents, counts whole."""
+    if unit == "ratio":
+        return round(value * 100, 2)
+    if unit == "currency":
+        return round(value, 2)
+    return round(value)
+
+
 def _change(ratio: float | None) -> str:
     return "n/a" if ratio is None else f"{ratio:+.1%}"
 
 
-def kpi_markdown(as_of: str, kpis: Sequence[KpiRow], hours: Sequence[HourlyPoint]) -> str:
-    """Markdown: the KPI table, then calls per hour today (▇) beside the same hour last week (░)."""
+def kpi_markdown(as_of: str, kpis: Sequence[KpiRow]) -> str:
+    """Markdown: each KPI today, the same time last week, and the change (short enough to show inline)."""
     lines = [
         f"**As of {as_of} (UTC)**, compared with the same time last week.",
         "",
@@ -67,20 +83,37 @@ def kpi_markdown(as_of: str, kpis: Sequence[KpiRow], hours: Sequence[HourlyPoint
         "| --- | ---: | ---: | ---: |",
     ]
     for k in kpis:
-        today, week = _format(k.today, k.unit), _format(k.last_week, k.unit)
+        today, week = format_value(k.today, k.unit), format_value(k.last_week, k.unit)
         lines.append(f"| {k.label} | {today} | {week} | {_change(k.change_ratio)} |")
-    peak = max([h.calls_today for h in hours] + [h.calls_last_week for h in hours] + [0])
-    lines += [
-        "",
-        "**Calls per hour**: today (█) and the same hour last week (░); revenue so far.",
-        "",
-        "| Hour | Calls today | | Last week | | Revenue today | Last week |",
-        "| ---: | ---: | :--- | ---: | :--- | ---: | ---: |",
-    ]
-    for h in hours:
-        lines.append(
-            f"| {h.hour_of_day:02d}:00 | {h.calls_today} | `{bar(h.calls_today, peak):<{BAR_WIDTH}}` "
-            f"| {h.calls_last_week} | `{bar(h.calls_last_week, peak).replace('█', '░'):<{BAR_WIDTH}}` "
-            f"| {h.revenue_today:,.2f} | {h.revenue_last_week:,.2f} |"
-        )
     return "\n".join(lines)
+
+
+def hourly_chart(hours: Sequence[HourlyPoint]) -> TableMetadataValue:
+    """Calls per hour today (█) beside the same hour last week (░), and revenue so far, as a table."""
+    peak = max([h.calls_today for h in hours] + [h.calls_last_week for h in hours] + [0])
+    schema = TableSchema(
+        columns=[
+            TableColumn("hour", "string"),
+            TableColumn("calls today", "int"),
+            TableColumn("today", "string"),
+            TableColumn("last week", "int"),
+            TableColumn("same hour last week", "string"),
+            TableColumn("revenue today", "string"),
+            TableColumn("revenue last week", "string"),
+        ]
+    )
+    records = [
+        TableRecord(
+            {
+                "hour": f"{h.hour_of_day:02d}:00",
+                "calls today": h.calls_today,
+                "today": bar(h.calls_today, peak),
+                "last week": h.calls_last_week,
+                "same hour last week": bar(h.calls_last_week, peak).replace("█", "░"),
+                "revenue today": f"{h.revenue_today:,.2f}",
+                "revenue last week": f"{h.revenue_last_week:,.2f}",
+            }
+        )
+        for h in hours
+    ]
+    return MetadataValue.table(records, schema)

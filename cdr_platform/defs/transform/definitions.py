@@ -1,10 +1,18 @@
-"""dbt in Dagster: the models as assets (dbt tests as checks), the daily build, and the automation sensor."""
+"""dbt in Dagster: the models as assets (dbt tests as checks), the exposures that read them, the
+schedules, and the automation sensor."""
+
+import json
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
 
 from cdr_platform.defs.transform.assets import build_dbt_assets
+from cdr_platform.defs.transform.exposures import exposure_specs
 from cdr_platform.defs.transform.project import dbt_cli, dbt_project
-from cdr_platform.defs.transform.schedules import daily_dbt_build_schedule
+from cdr_platform.defs.transform.schedules import (
+    daily_dbt_build_schedule,
+    dead_letter_schedule,
+    reprocess_dead_letter_job,
+)
 
 project = dbt_project()
 cdr_dbt_models = build_dbt_assets(project)
@@ -18,8 +26,9 @@ marts_automation_sensor = AutomationConditionSensorDefinition(
 )
 
 defs = Definitions(
-    assets=[cdr_dbt_models],
-    schedules=[daily_dbt_build_schedule(cdr_dbt_models)],
+    assets=[cdr_dbt_models, *exposure_specs(project, json.loads(project.manifest_path.read_text()))],
+    jobs=[reprocess_dead_letter_job],
+    schedules=[daily_dbt_build_schedule(cdr_dbt_models), dead_letter_schedule],
     sensors=[marts_automation_sensor],
     resources={"dbt": dbt_cli(project)},
 )
