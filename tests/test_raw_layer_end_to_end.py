@@ -1,14 +1,17 @@
-"""The whole raw layer against the simulator's ground truth, with every relay fault switched on.
+"""The whole platform against the simulator's ground truth, with every relay fault switched on.
 
 simulate -> EventStoreDB -> relay (drops, duplicates, reordering, malformed records) -> Kinesis ->
-landing (Kinesis and EventStoreDB paths) -> reconciliation: the raw layer ends up holding exactly the
-events the simulator produced, each once, and the dead letter exactly the malformed records.
+landing (Kinesis and EventStoreDB paths) -> reconciliation -> dbt: the raw layer ends up holding
+exactly the events the simulator produced, each once, the dead letter exactly the malformed records,
+and the marts the simulator's calls and members. It runs on both profiles: the embedded lake (SQLite
+catalog, local files) and the production-shaped one (PostgreSQL catalog, S3 data path).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -16,10 +19,13 @@ import duckdb
 import pytest
 from esdbclient import EventStoreDBClient
 
+from cdr_platform.defs.transform.project import dbt_cli, dbt_project
 from cdr_platform.events import MEMBER_EVENT_TYPES
+from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.eventstore_landing import land_eventstore
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
 from cdr_platform.lake.reconciliation import reconcile_usage_events
+from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.ground_truth import GroundTruthWriter
 from cdr_platform.simulator.model import OperatorConfig, build_operator
@@ -28,8 +34,10 @@ from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.sources.kinesis_client import kinesis_client
 from cdr_platform.sources.relay import Relay, RelayConfig
 from tests.kinesis_helpers import new_stream
+from tests.production_profile import new_production_lake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
+MART_MODELS = "+fct_calls +dim_members"
 START = datetime(2025, 3, 3, tzinfo=UTC)
 FAULTS = FaultConfig(seed=7, drop_rate=0.01, duplicate_rate=0.02, reorder_rate=0.05, malformed_rate=0.005)
 
@@ -38,9 +46,63 @@ def _ids(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
     return [str(r[0]) for r in con.execute(f"SELECT event_id FROM {table}").fetchall()]
 
 
-def test_raw_layer_equals_ground_truth_after_faults_and_repair(
-    fresh_eventstore_uri: str, kinesis_endpoint: str, lake: duckdb.DuckDBPyConnection, tmp_path: Path
+@pytest.fixture(params=["embedded", "production"])
+def profile_lake(
+    request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[duckdb.DuckDBPyConnection]:
+    """The profile's lake, with ``CDR_LAKE_*`` (and on production the AWS variables) set for dbt."""
+    monkeypatch.delenv("CDR_CONFIG_FILE", raising=False)
+    if request.param == "production":
+        production = new_production_lake(request.getfixturevalue("production_stack"), monkeypatch)
+        catalog, data_path = production.catalog, production.data_path
+    else:
+        catalog, data_path = f"sqlite:{tmp_path / 'catalog.sqlite'}", f"{tmp_path / 'files'}/"
+        monkeypatch.setenv("CDR_LAKE_CATALOG", catalog)
+        monkeypatch.setenv("CDR_LAKE_DATA_PATH", data_path)
+    con = connect_lake(catalog, data_path)
+    ensure_schema(con)
+    yield con
+    con.close()
+
+
+def _call_outcome(answered: bool, dropped: bool, cause: int | None) -> tuple[bool, bool, int | None]:
+    return answered, dropped, None if answered else cause
+
+
+def _check_marts_against_truth(lake: duckdb.DuckDBPyConnection, truth: Path, target: Path) -> None:
+    """dbt builds the call and member marts; they hold the simulator's calls and members."""
+    invocation = dbt_cli(dbt_project()).cli(
+        ["build", "--select", MART_MODELS, "--indirect-selection", "cautious"],
+        target_path=target,
+        raise_on_error=False,
+    )
+    assert invocation.wait().is_successful(), f"dbt build failed: see {target}"
+    with (truth / "calls.csv").open() as handle:
+        expected = {
+            (r["call_id"], r["member_id"]): _call_outcome(
+                r["outcome"] in ("completed", "dropped"),
+                r["outcome"] == "dropped",
+                int(r["cause_code"]) if r["cause_code"] else None,
+            )
+            for r in csv.DictReader(handle)
+        }
+    rows = lake.execute(
+        "SELECT call_id, member_id, is_answered, is_dropped, failure_cause_code FROM marts.fct_calls"
+    ).fetchall()
+    built = {(c, m): _call_outcome(a, d, None if f is None else int(f)) for c, m, a, d, f in rows}
+    assert len(rows) == len(built) and built == expected
+    with (truth / "members.csv").open() as handle:
+        members = {r["member_id"] for r in csv.DictReader(handle)}
+    assert {r[0] for r in lake.execute("SELECT member_id FROM marts.dim_members").fetchall()} == members
+
+
+def test_platform_equals_ground_truth_after_faults_and_repair(
+    fresh_eventstore_uri: str,
+    kinesis_endpoint: str,
+    profile_lake: duckdb.DuckDBPyConnection,
+    tmp_path: Path,
 ) -> None:
+    lake = profile_lake
     operator = build_operator(OperatorConfig(seed=7, members=150, churn_share=0.1), START, 2)
     producer = EventStoreProducer(EventStoreDBClient(fresh_eventstore_uri), workers=8)
     try:
@@ -79,3 +141,4 @@ def test_raw_layer_equals_ground_truth_after_faults_and_repair(
     usage_ids = _ids(lake, "raw.usage_events")
     assert sorted(usage_ids) == sorted(usage_truth)  # repaired: exactly the ground truth, once each
     esdb.close()
+    _check_marts_against_truth(lake, tmp_path / "truth", tmp_path / "dbt-target")
