@@ -11,6 +11,7 @@ library. Secrets (the salt, the EventStoreDB URI, which holds a password in prod
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -65,6 +66,8 @@ _ENVIRON: ContextVar[Mapping[str, str] | None] = ContextVar("cdr_settings_enviro
 """The environment one ``load_settings`` call reads instead of ``os.environ``, set and reset
 around that call only, so a caller (a test, ``Settings.with_changes``) can pass its own without
 touching the process environment."""
+_SECRETS_RESOLVED: ContextVar[bool] = ContextVar("cdr_settings_secrets_resolved", default=False)
+"""True inside ``Settings.with_changes``: the copy keeps the values already read from Secrets Manager."""
 
 
 class SettingsError(ValueError):
@@ -162,6 +165,12 @@ class Settings(BaseSettings):
 
     pseudonymisation_salt: SecretStr = SecretStr(LOCAL_SALT)
 
+    secrets_manager_secret_id: str | None = Field(
+        default=None,
+        description="AWS Secrets Manager secret (a JSON object) holding the pseudonymisation salt and the "
+        "EventStoreDB URI; read once at start, in CDR_AWS_REGION, through the default credential chain.",
+    )
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -181,6 +190,8 @@ class Settings(BaseSettings):
         sources: list[PydanticBaseSettingsSource] = [init_settings, _EnvironSource(settings_cls, environ)]
         if config_file := environ.get(CONFIG_FILE_ENV):
             sources.append(_toml_source(settings_cls, Path(config_file)))
+        if not _SECRETS_RESOLVED.get():
+            sources.append(_SecretsManagerSource(settings_cls))
         return tuple(sources)
 
     @field_validator("data_dir", mode="before")
@@ -337,8 +348,15 @@ class Settings(BaseSettings):
         return self.data_dir / "dagster"
 
     def with_changes(self, **changes: Any) -> Settings:
-        """A copy with ``changes`` applied and validated like any other source; raises ``SettingsError``."""
-        return load_settings(environ={}, **{**self.model_dump(), **changes})
+        """A copy with ``changes`` applied and validated like any other source; raises ``SettingsError``.
+
+        Values read from Secrets Manager are carried over, not read again.
+        """
+        token = _SECRETS_RESOLVED.set(True)
+        try:
+            return load_settings(environ={}, **{**self.model_dump(), **changes})
+        finally:
+            _SECRETS_RESOLVED.reset(token)
 
 
 def _check_eventstore_uri(uri: str) -> None:
@@ -416,6 +434,61 @@ class _EnvironSource(PydanticBaseSettingsSource):
 
     def __call__(self) -> dict[str, Any]:
         return dict(self.values)
+
+
+SECRET_KEYS = ("pseudonymisation_salt", "eventstore_uri")
+"""The settings a Secrets Manager secret may hold (its JSON keys)."""
+
+
+class _SecretsManagerSource(PydanticBaseSettingsSource):
+    """The salt and EventStoreDB URI from ``CDR_SECRETS_MANAGER_SECRET_ID``, when the other sources name one.
+
+    Lowest priority, but a key set both here and elsewhere is an error: production must not run on
+    a stray variable while the secret says otherwise. boto3 finds credentials and the endpoint
+    (``AWS_ENDPOINT_URL_SECRETS_MANAGER``) as every AWS client does.
+    """
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        secret_id = self.current_state.get("secrets_manager_secret_id")
+        if not secret_id:
+            return {}
+        values = _read_secret(str(secret_id), str(self.current_state.get("aws_region") or "us-east-1"))
+        both = sorted(key for key in values if key in self.current_state)
+        if both:
+            raise SettingsError(
+                f"{ENV_PREFIX}{both[0].upper()}: also set in the secret {secret_id!r} "
+                f"({ENV_PREFIX}SECRETS_MANAGER_SECRET_ID); set it in one place only"
+            )
+        return values
+
+
+def _read_secret(secret_id: str, region: str) -> dict[str, str]:
+    """The secret's JSON object; errors name the secret and the problem, never a value."""
+    import boto3
+    import botocore.exceptions
+
+    key = f"{ENV_PREFIX}SECRETS_MANAGER_SECRET_ID"
+    try:
+        client = boto3.client("secretsmanager", region_name=region)
+        raw = client.get_secret_value(SecretId=secret_id)["SecretString"]
+    except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, KeyError) as exc:
+        raise SettingsError(f"{key}: cannot read the secret {secret_id!r}: {exc}") from None
+    try:
+        values = json.loads(raw)
+    except json.JSONDecodeError:
+        values = None
+    if not isinstance(values, dict) or not all(isinstance(v, str) for v in values.values()):
+        raise SettingsError(f"{key}: the secret {secret_id!r} must be a JSON object of strings")
+    unknown = sorted(set(values) - set(SECRET_KEYS))
+    if unknown:
+        raise SettingsError(
+            f"{key}: the secret {secret_id!r} has unknown key {unknown[0]!r} "
+            f"(known: {', '.join(SECRET_KEYS)})"
+        )
+    return values
 
 
 def _toml_source(settings_cls: type[BaseSettings], path: Path) -> TomlConfigSettingsSource:
