@@ -9,15 +9,22 @@ MANIFEST := dbt_project/target/manifest.json
 DBT_SOURCES := $(shell find dbt_project/models dbt_project/macros -type f 2>/dev/null) \
 	dbt_project/dbt_project.yml dbt_project/profiles.yml
 
-.PHONY: install chromium prepare demo test test-fast dev lint format clean
+.PHONY: install chromium postgresql prepare demo test test-fast dev docs lint format clean
 
-install: $(VENV)/.synced $(NPM_DIR)/node_modules/.installed chromium
+install: $(VENV)/.synced $(NPM_DIR)/node_modules/.installed chromium postgresql
 
 # The dashboard's browser test drives Debian's chromium headless (Playwright's download fails here).
 chromium:
 	@command -v chromium >/dev/null || { \
 	  { apt-get update -qq && apt-get install -y -qq chromium >/dev/null; } || \
 	  echo "chromium is missing and could not be installed (apt-get install -y chromium, as root): the dashboard's browser test will be skipped" >&2; }
+
+# The production-shaped devstack profile (and its tests) run Debian's PostgreSQL 15 server binaries.
+PG_BIN := /usr/lib/postgresql/15/bin
+postgresql:
+	@test -x $(PG_BIN)/postgres -a -x $(PG_BIN)/initdb || { \
+	  { apt-get update -qq && apt-get install -y -qq postgresql-15 >/dev/null; } || \
+	  { echo "PostgreSQL 15 is missing and could not be installed (apt-get install -y postgresql-15, as root): the production profile cannot start" >&2; exit 1; }; }
 
 # Dagster loads dbt's manifest and never runs dbt while loading: parse it here when a model changes.
 prepare: install $(MANIFEST)
@@ -51,6 +58,11 @@ test-fast: prepare
 
 dev: prepare
 	$(VENV)/bin/cdr-platform dev
+
+# dbt's docs site, offline, at http://127.0.0.1:$(DOCS_PORT) until Ctrl-C (the lake's catalog when one exists).
+DOCS_PORT ?= 8080
+docs: prepare
+	$(VENV)/bin/python -m cdr_platform.defs.transform.docs --port $(DOCS_PORT)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -316,6 +316,11 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a local folder or one of {schemes}, got {value!r}")
         return value
 
+    @field_validator("secrets_manager_secret_id", mode="before")
+    @classmethod
+    def _empty_secret_id_is_none(cls, value: Any) -> Any:
+        return None if value in ("", None) else value
+
     @field_validator("pseudonymisation_salt")
     @classmethod
     def _real_salt_in_production(cls, value: SecretStr, info: ValidationInfo) -> SecretStr:

@@ -31,6 +31,11 @@ def test_defaults_point_at_the_embedded_local_stack() -> None:
     assert settings.pseudonymisation_salt.get_secret_value() == LOCAL_SALT
 
 
+def test_no_secrets_manager_secret_by_default_and_an_empty_id_means_none() -> None:
+    assert load_settings(environ={}).secrets_manager_secret_id is None
+    assert load_settings(environ={"CDR_SECRETS_MANAGER_SECRET_ID": ""}).secrets_manager_secret_id is None
+
+
 def test_environment_variables_override_defaults() -> None:
     settings = load_settings(
         environ={
