@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -157,7 +158,10 @@ class Devstack:
         if "postgres" not in state:
             port = free_port()
             log = self.state_dir / "postgres.log"
-            process = postgres.start_postgres(self.state_dir / "postgres", host, port, log)
+            pgdata = self.state_dir / "postgres"
+            if not self.persistent:  # --ephemeral: a fresh cluster, as the other services start empty
+                shutil.rmtree(pgdata, ignore_errors=True)
+            process = postgres.start_postgres(pgdata, host, port, log)
             self._started["postgres"] = process
             postgres.wait_until_accepting(host, port, process, START_DEADLINE_S, log)
             state["postgres"] = ServiceState(process.pid, f"postgresql://{postgres.SUPERUSER}@{host}:{port}")
