@@ -10,19 +10,19 @@ exactly what did not commit.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import Any
 
 import duckdb
 
 from cdr_platform.events.framing import deaggregate
+from cdr_platform.lake.commit_retry import land_with_retry
 from cdr_platform.lake.landing import (
     LandingBatch,
     LandingResult,
     ShardCheckpoint,
     SourceRecord,
-    land_batch,
     load_shard_checkpoints,
 )
 from cdr_platform.sources.kinesis_reader import (
@@ -75,16 +75,23 @@ def land_kinesis_stream(
     *,
     records_per_page: int = 5_000,
     max_rounds: int = 100,
+    shard_ids: Collection[str] | None = None,
     before_commit: Callable[[LandingBatch], None] | None = None,
     log: Callable[[str], None] = lambda _: None,
 ) -> KinesisLandingReport:
-    """Land everything new on the stream (up to ``max_rounds`` rounds of one page per shard)."""
+    """Land everything new on the stream (up to ``max_rounds`` rounds of one page per shard).
+
+    ``shard_ids`` restricts the run to the shards it owns (a shard group), so runs on other groups can
+    land beside it on a Postgres catalog; a lost commit race is retried (``land_with_retry``).
+    """
     report = KinesisLandingReport()
     started = time.monotonic()
     for _ in range(max_rounds):
         checkpoints = load_shard_checkpoints(con, stream_name)
         positions = {k: ShardPosition(v.sequence_number, v.shard_ended) for k, v in checkpoints.items()}
         shards = readable_shards(list_shards(client, stream_name), positions)
+        if shard_ids is not None:
+            shards = [shard for shard in shards if shard.shard_id in shard_ids]
         pages = []
         for shard in shards:
             landed = positions.get(shard.shard_id)
@@ -110,7 +117,7 @@ def land_kinesis_stream(
         )
         if before_commit is not None:
             before_commit(batch)
-        result = land_batch(con, batch)
+        result = land_with_retry(con, batch)
         report.add(result)
         report.rounds += 1
         report.kinesis_records += sum(len(p.records) for p in pages)
