@@ -59,13 +59,16 @@ def needed_extensions(catalog: str, data_path: str) -> list[str]:
 
 
 def load_extensions(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str = "") -> None:
-    """Install (from the pinned wheel files, never a download) and load what the lake needs.
-
-    For an ``s3://`` data path it also gives the connection its S3 credentials (``configure_s3``).
-    """
+    """Install (from the pinned wheel files, never a download) and load what the lake needs."""
     for name in needed_extensions(catalog, data_path):
         con.execute(f"INSTALL '{extension_file(name)}'")
         con.execute(f"LOAD {name}")
+
+
+def prepare_connection(con: duckdb.DuckDBPyConnection, catalog: str, data_path: str) -> None:
+    """Everything a connection needs before it attaches the lake: extensions, and S3 credentials
+    for an ``s3://`` data path (``configure_s3``). ``connect_lake`` and the dbt plugin call it."""
+    load_extensions(con, catalog, data_path)
     if data_path.startswith("s3://"):
         configure_s3(con)
 
@@ -130,7 +133,7 @@ def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> du
         Path(data_path).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect()
     try:
-        load_extensions(con, catalog, data_path)
+        prepare_connection(con, catalog, data_path)
         con.execute(attach_sql(catalog, data_path, read_only=read_only))
         con.execute(f"USE {LAKE_ALIAS}")
         con.execute("SET TimeZone = 'UTC'")  # hours and days of event time are UTC everywhere

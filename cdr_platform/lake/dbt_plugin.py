@@ -2,11 +2,11 @@
 
 dbt-duckdb would download extensions by name, which these machines cannot do, so the plugin
 installs ``ducklake`` and the catalog's scanner from their PyPI wheels first (a fresh CI machine has
-an empty ``~/.duckdb``). It also puts the pseudonymisation salt in a DuckDB variable on every
-connection and cursor: the staging views hash phone numbers and IMSI/IMEI with
-``getvariable('cdr_pseudonymisation_salt')``, so the salt never appears in compiled SQL,
-``manifest.json`` or the view definitions stored in the catalog. Settings come from
-``load_settings()``, exactly as for the rest of the platform.
+an empty ``~/.duckdb``), and gives an S3 data path its credentials. It also puts the
+pseudonymisation salt in a DuckDB variable on every connection and cursor: the staging views hash
+phone numbers and IMSI/IMEI with ``getvariable('cdr_pseudonymisation_salt')``, so the salt never
+appears in compiled SQL, ``manifest.json`` or the view definitions stored in the catalog. Settings
+come from ``load_settings()``, exactly as for the rest of the platform.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
-from cdr_platform.lake.connection import load_extensions
+from cdr_platform.lake.connection import prepare_connection
 from cdr_platform.settings import load_settings
 
 SALT_VARIABLE = "cdr_pseudonymisation_salt"
@@ -45,7 +45,7 @@ class Plugin(BasePlugin):
                 del config["access_mode"]
 
     def configure_connection(self, conn: DuckDBPyConnection) -> None:
-        load_extensions(conn, self._catalog, self._data_path)
+        prepare_connection(conn, self._catalog, self._data_path)  # extensions, S3 credentials
         self.configure_cursor(conn)
 
     def configure_cursor(self, cursor: DuckDBPyConnection) -> None:
