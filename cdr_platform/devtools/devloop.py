@@ -1,6 +1,6 @@
 """``make dev``: the local stack, live simulated traffic, the relay, and the Dagster UI, together.
 
-Starts (or reuses) the persistent devstack, then two supervised background processes, a live
+Starts (or reuses) the persistent devstack, then supervised background processes, a live
 simulation (one simulated minute per second by default) and the relay, and finally ``dagster dev`` on
 ``workspace.yaml`` in the foreground with ``DAGSTER_HOME`` under the data dir, and the executives'
 dashboard (``cdr-platform dashboard``) beside it. The landing sensors run by default, so new events
@@ -10,8 +10,8 @@ The simulation is restartable: its first run seeds a week of history (from 00:00
 before today up to now, appended as fast as a backfill), so week-over-week figures show from the
 start, then runs live; it records how far it got (``simulator/live_state.py``), and the next
 ``make dev`` resumes the same operator from there instead of seeding again. The relay resumes from
-its checkpoint. If the simulation or the relay dies, it is restarted with backoff and the loop says
-so on its output (``devtools/supervise.py``).
+its checkpoint. If the simulation, the relay or the dashboard dies, it is restarted with backoff and
+the loop says so on its output (``devtools/supervise.py``).
 
 Ctrl-C or SIGTERM (under ``shutdown.CleanStop``, as ``cdr-platform dev`` runs) stops everything this
 loop started: Dagster with its webserver, daemon, code server and runs, the traffic, the dashboard,
@@ -40,12 +40,6 @@ HISTORY_DAYS = 7
 """Seeded before the live traffic, so today can be compared with the same span last week."""
 LIVE_DAYS = 30
 SEED = 42
-
-
-def _background(command: list[str], log: Path) -> subprocess.Popen[bytes]:
-    log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as handle:
-        return subprocess.Popen(command, stdout=handle, stderr=subprocess.STDOUT, start_new_session=True)
 
 
 def _traffic_line(settings: Settings, members: int, speed: float) -> str:
@@ -93,10 +87,12 @@ def run_dev(
         ]  # fmt: skip
         supervisor.add(Child("simulation", simulate, logs / "simulate.log", done_when_zero=True))
         supervisor.add(Child("relay", [*cli, "relay"], logs / "relay.log"))
-        supervisor.start_watching()
-        print(f"simulation and relay supervised: restarted with backoff if one dies (logs in {logs})")
+        print(
+            f"simulation, relay and dashboard supervised: restarted with backoff if one dies (logs in {logs})"
+        )
         dashboard = [*cli, "dashboard", "--port", str(dashboard_port)]
-        children.append(_background(dashboard, logs / "dashboard.log"))
+        supervisor.add(Child("dashboard", dashboard, logs / "dashboard.log"))
+        supervisor.start_watching()
         print(
             f"executives' dashboard: http://127.0.0.1:{dashboard_port}  (shows figures once the exec "
             f"marts are built; log in {logs / 'dashboard.log'})"

@@ -11,6 +11,7 @@ restarted after it returns.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import threading
 import time
@@ -108,8 +109,9 @@ class Supervisor:
             child.backoff.reset()
         delay = RESTART_FLOOR_S + child.backoff.next_delay()
         child.restarts += 1
+        ended = f"killed by {signal.Signals(-code).name}" if code < 0 else f"exited with code {code}"
         self.say(
-            f"{child.name}: exited with code {code} ({child.last_log_line() or 'no output'}); "
+            f"{child.name}: {ended} (last log line: {child.last_log_line() or 'none'}); "
             f"restart {child.restarts} in {delay:.1f}s (log {child.log})"
         )
         if self._stopping.wait(delay):
