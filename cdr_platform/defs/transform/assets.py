@@ -1,15 +1,19 @@
 """The dbt models as Dagster assets: one ``dbt build`` per run, tests as asset checks.
 
-Every materialization carries its table name (``dagster/table_name``), and after each model dbt's
-adapter fetches the column schema with column-level lineage and, for tables and incremental
-models, ``dagster/row_count`` (a count on a view would run its query, so views go without, except
-the executives' KPIs, whose rows are read anyway). The executives' KPI asset also gets its values,
+Every materialization carries its table name (``dagster/table_name``) and, from dbt's adapter, the
+column schema with column-level lineage. Tables and incremental models also get
+``dagster/row_count``, counted on one read-only lake connection per run as each model finishes
+(dagster-dbt's ``fetch_row_counts`` chained after ``fetch_column_metadata`` deadlocks on the
+duckdb adapter; a count on a view would run its query, so views go without, except the
+executives' KPIs, whose rows are read anyway). The executives' KPI asset also gets its values,
 formatted, and a chart of today against the same time last week (see ``chart.py``).
 """
 
 from collections.abc import Iterator
+from contextlib import ExitStack
 from typing import Any
 
+import duckdb
 from dagster import AssetExecutionContext, AssetKey, Config, MetadataValue, Output
 from dagster_dbt import DbtCliResource, DbtProject, dbt_assets
 
@@ -21,6 +25,9 @@ from cdr_platform.defs.transform.translator import CdrDbtTranslator
 EXEC_KPIS = AssetKey(["marts", "rpt_exec_kpis_intraday"])
 ROW_COUNT = "dagster/row_count"
 TABLE_NAME = "dagster/table_name"
+MATERIALIZED = "dagster-dbt/materialization_type"
+COUNTED = ("table", "incremental")
+"""Materializations whose rows are counted; a view's count would run its query."""
 
 
 class DbtBuildConfig(Config):
@@ -57,14 +64,50 @@ def exec_kpi_metadata(lake: LakeResource) -> dict[str, Any]:
     }
 
 
-def with_table_name(context: AssetExecutionContext, event: Any) -> Any:
-    """The materialization with its table's name, as the asset's definition states it."""
+class RowCounter:
+    """Counts the rows of finished tables on one read-only lake connection, opened at the first count."""
+
+    def __init__(self, lake: LakeResource, log: Any) -> None:
+        self._lake, self._log = lake, log
+        self._stack = ExitStack()
+        self._con: duckdb.DuckDBPyConnection | None = None
+
+    def count(self, relation: str) -> int | None:
+        """``count(*)`` of ``relation`` (``schema.name``); None, logged, when the lake cannot say."""
+        try:
+            if self._con is None:
+                self._con = self._stack.enter_context(self._lake.connect(read_only=True))
+            row = self._con.execute(f"SELECT count(*) FROM {relation}").fetchone()
+        except duckdb.Error as exc:
+            self._log.warning(f"no row count for {relation}: {exc}")
+            return None
+        return int(row[0]) if row else None
+
+    def close(self) -> None:
+        self._stack.close()
+
+
+def with_table_metadata(
+    context: AssetExecutionContext, event: Any, rows: RowCounter, lake: LakeResource
+) -> Any:
+    """The materialization with its table's name, its row count (tables and incremental models),
+    and for the executives' KPIs their values and chart."""
     if not isinstance(event, Output):
         return event
-    spec = context.assets_def.specs_by_key[context.asset_key_for_output(event.output_name)]
-    if TABLE_NAME not in spec.metadata:
-        return event
-    return event.with_metadata({**event.metadata, TABLE_NAME: spec.metadata[TABLE_NAME]})
+    key = context.asset_key_for_output(event.output_name)
+    spec_metadata = context.assets_def.specs_by_key[key].metadata
+    extra: dict[str, Any] = {}
+    if TABLE_NAME in spec_metadata:
+        extra[TABLE_NAME] = spec_metadata[TABLE_NAME]
+    materialized = spec_metadata.get(MATERIALIZED)
+    materialized = getattr(materialized, "value", materialized)
+    if materialized in COUNTED:
+        count = rows.count(".".join(key.path))
+        if count is not None:
+            extra[ROW_COUNT] = MetadataValue.int(count)
+    if key == EXEC_KPIS:
+        extra.update(exec_kpi_metadata(lake))
+    return event.with_metadata({**event.metadata, **extra}) if extra else event
 
 
 def build_dbt_assets(project: DbtProject) -> Any:
@@ -82,11 +125,11 @@ def build_dbt_assets(project: DbtProject) -> Any:
     ) -> Iterator[Any]:
         args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
         with lake.dbt_environment():  # profiles.yml and the dbt plugin find this run's lake here
-            events = dbt.cli(args, context=context).stream().fetch_column_metadata().fetch_row_counts()
-            for event in events:
-                event = with_table_name(context, event)
-                if isinstance(event, Output) and context.asset_key_for_output(event.output_name) == EXEC_KPIS:
-                    event = event.with_metadata({**event.metadata, **exec_kpi_metadata(lake)})
-                yield event
+            rows = RowCounter(lake, context.log)
+            try:
+                for event in dbt.cli(args, context=context).stream().fetch_column_metadata():
+                    yield with_table_metadata(context, event, rows, lake)
+            finally:
+                rows.close()
 
     return cdr_dbt_models
