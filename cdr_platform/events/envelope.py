@@ -71,5 +71,5 @@ class Event(BaseModel):
             self.member_id,
             self.correlation_id,
             self.producer,
-            self.payload.model_dump_json(),
+            self.payload.__pydantic_serializer__.to_json(self.payload).decode(),  # = model_dump_json()
         )

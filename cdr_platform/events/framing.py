@@ -54,15 +54,21 @@ def _field(number: int, payload: bytes) -> bytes:
     return _varint(number << 3 | 2) + _varint(len(payload)) + payload
 
 
-def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
-    """The varint at ``pos`` and the position after it; bounded, so a run of continuation bytes is cheap."""
+def _read_varint(buf: bytes, pos: int, limit: int) -> tuple[int, int]:
+    """The varint at ``pos`` (ending before ``limit``) and the position after it; bounded, so a run
+    of continuation bytes is cheap. A one-byte varint, nearly every one here, takes one step."""
+    if pos >= limit:
+        raise ValueError("truncated varint")
+    byte = buf[pos]
+    if byte < 0x80:
+        return byte, pos + 1
     result = shift = 0
-    end = pos + MAX_VARINT_BYTES
+    end = min(pos + MAX_VARINT_BYTES, limit)
     while True:
-        if pos >= len(buf):
-            raise ValueError("truncated varint")
         if pos >= end:
-            raise ValueError(f"varint longer than {MAX_VARINT_BYTES} bytes")
+            raise ValueError(
+                "truncated varint" if end == limit else f"varint longer than {MAX_VARINT_BYTES} bytes"
+            )
         byte = buf[pos]
         pos += 1
         result |= (byte & 0x7F) << shift
@@ -71,22 +77,19 @@ def _read_varint(buf: bytes, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def _fields(buf: bytes) -> Iterator[tuple[int, int | bytes]]:
-    pos = 0
-    while pos < len(buf):
-        key, pos = _read_varint(buf, pos)
-        number, wire = key >> 3, key & 7
-        if wire == 0:
-            value, pos = _read_varint(buf, pos)
-            yield number, value
-        elif wire == 2:
-            length, pos = _read_varint(buf, pos)
-            if pos + length > len(buf):
-                raise ValueError("truncated field")
-            yield number, buf[pos : pos + length]
-            pos += length
-        else:
-            raise ValueError(f"unsupported wire type {wire}")
+def _skip_or_span(buf: bytes, pos: int, limit: int) -> tuple[int, int, int, int]:
+    """The field at ``pos``: (number, wire type, value or start of its bytes, position after it)."""
+    key, pos = _read_varint(buf, pos, limit)
+    wire = key & 7
+    if wire == 0:
+        value, pos = _read_varint(buf, pos, limit)
+        return key >> 3, 0, value, pos
+    if wire == 2:
+        length, pos = _read_varint(buf, pos, limit)
+        if pos + length > limit:
+            raise ValueError("truncated field")
+        return key >> 3, 2, pos, pos + length
+    raise ValueError(f"unsupported wire type {wire}")
 
 
 def encode_aggregate(records: Iterable[UserRecord]) -> bytes:
@@ -110,7 +113,11 @@ def _digest(body: bytes | bytearray) -> bytes:
 
 
 def decode_aggregate(data: bytes) -> list[UserRecord] | None:
-    """The user records of an aggregated record, or None if ``data`` is not a valid aggregate."""
+    """The user records of an aggregated record, or None if ``data`` is not a valid aggregate.
+
+    Reads the protobuf in place (positions into one buffer, no slice per field): this is the hot
+    path of landing. Within a record the last occurrence of a field wins, as protobuf specifies.
+    """
     if len(data) < len(MAGIC) + DIGEST_SIZE or not data.startswith(MAGIC):
         return None
     body, digest = data[len(MAGIC) : -DIGEST_SIZE], data[-DIGEST_SIZE:]
@@ -119,18 +126,41 @@ def decode_aggregate(data: bytes) -> list[UserRecord] | None:
     try:
         keys: list[str] = []
         records: list[UserRecord] = []
-        for number, value in _fields(body):
-            if number == 1 and isinstance(value, bytes):
-                keys.append(value.decode())
-            elif number == 3 and isinstance(value, bytes):
-                inner = dict(_fields(value))
-                key_index, payload = inner.get(1), inner.get(3)
-                if not isinstance(key_index, int) or not isinstance(payload, bytes):
+        pos, limit = 0, len(body)
+        while pos < limit:
+            number, wire, value, pos = _skip_or_span(body, pos, limit)
+            if wire != 2:
+                continue
+            if number == 1:
+                keys.append(body[value:pos].decode())
+            elif number == 3:
+                record = _user_record(body, value, pos, keys)
+                if record is None:
                     return None
-                records.append(UserRecord(keys[key_index], payload))
+                records.append(record)
         return records
     except (ValueError, IndexError, UnicodeDecodeError):
         return None
+
+
+def _user_record(body: bytes, pos: int, limit: int, keys: list[str]) -> UserRecord | None:
+    """The ``Record`` message in ``body[pos:limit]``; None without a key index or data."""
+    if limit - pos > 4 and body[pos] == 0x08 and body[pos + 1] < 0x80 and body[pos + 2] == 0x1A:
+        # The KPL's own layout (key index < 128, then the data, nothing else): read it directly.
+        length, start = _read_varint(body, pos + 3, limit)
+        if start + length == limit:
+            return UserRecord(keys[body[pos + 1]], body[start:limit])
+    key_index: int | None = None  # None: absent, or the last occurrence was not a varint
+    span: tuple[int, int] | None = None  # None: absent, or the last occurrence was not bytes
+    while pos < limit:
+        number, wire, value, pos = _skip_or_span(body, pos, limit)
+        if number == 1:
+            key_index = value if wire == 0 else None
+        elif number == 3:
+            span = (value, pos) if wire == 2 else None
+    if key_index is None or span is None:
+        return None
+    return UserRecord(keys[key_index], body[span[0] : span[1]])
 
 
 def deaggregate(partition_key: str, data: bytes) -> list[UserRecord]:

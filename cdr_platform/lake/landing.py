@@ -104,7 +104,8 @@ def parse_record(data: bytes, parse: Parser = parse_event) -> EventRow | Rejecti
             _check_storable("rejection", [("detail", parsed.detail), ("event_type", parsed.event_type)])
             return parsed
         row = parsed.to_row()
-        _check_storable("event", zip(EventRow._fields, row, strict=True))
+        if not "".join([value for value in row if isinstance(value, str)]).isascii():
+            _check_storable("event", zip(EventRow._fields, row, strict=True))  # ASCII text always is
         return row
     except Exception as exc:
         return Rejection(RejectionReason.PARSER_EXCEPTION, _describe_exception(exc))
@@ -135,13 +136,26 @@ def _describe_exception(exc: Exception) -> str:
     return storable_text(text, 600)
 
 
-def _event_frame(events: list[tuple[EventRow, SourceRecord]], source: str, now: datetime) -> pd.DataFrame:
-    if not events:
-        return pd.DataFrame()
-    rows = [(*row, source, record.position, now) for row, record in events]
-    columns = [*EVENT_COLUMNS, "source", "source_position", "ingested_at"]
-    frame = pd.DataFrame(rows, columns=columns)
-    return frame.drop_duplicates("event_id", keep="first")
+@dataclass(frozen=True)
+class _Incoming:
+    """A batch's new rows for one raw table, first sighting per event_id, as columns for DuckDB."""
+
+    frame: pd.DataFrame
+    times: list[datetime]
+
+
+def _event_frame(events: list[tuple[EventRow, SourceRecord]]) -> _Incoming:
+    """Columns built straight from the rows (no per-row DataFrame work); the source and ingestion
+    time are the same for every row, so the insert binds them once instead of carrying columns."""
+    first: dict[str, tuple[EventRow, SourceRecord]] = {}
+    for row, record in events:
+        first.setdefault(row.event_id, (row, record))  # the first sighting in the batch wins
+    if not first:
+        return _Incoming(pd.DataFrame(), [])
+    rows = [row for row, _ in first.values()]
+    columns = dict(zip(EVENT_COLUMNS, (list(column) for column in zip(*rows, strict=True)), strict=True))
+    columns["source_position"] = [record.position for _, record in first.values()]
+    return _Incoming(pd.DataFrame(columns), columns["occurred_at"])
 
 
 def split_parsed(
@@ -188,7 +202,12 @@ def event_time_ranges(times: Iterable[datetime], window: timedelta) -> list[tupl
 
 
 def _insert_new_events(
-    con: duckdb.DuckDBPyConnection, table: str, frame: pd.DataFrame, window: timedelta
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    incoming: _Incoming,
+    window: timedelta,
+    source: str,
+    now: datetime,
 ) -> int:
     """Insert the rows whose event_id is not in the table within the dedupe window; returns how many.
 
@@ -198,26 +217,26 @@ def _insert_new_events(
     own scan with constant bounds, so DuckLake skips every data file (and day partition) whose
     ``occurred_at`` statistics fall outside it: the cost depends on the window, not on the history.
     """
-    if frame.empty:
+    if incoming.frame.empty:
         return 0
-    ranges = event_time_ranges(pd.to_datetime(frame["occurred_at"], utc=True).dt.to_pydatetime(), window)
+    ranges = event_time_ranges(incoming.times, window)
     seen = " UNION ALL ".join(
         f"SELECT event_id, occurred_at FROM {table} WHERE occurred_at BETWEEN ? AND ?" for _ in ranges
     )
-    con.register("incoming", frame)
+    con.register("incoming", incoming.frame)
     try:
         inserted = con.execute(
             f"""
             INSERT INTO {table}
             SELECT CAST(i.event_id AS UUID), i.event_type, i.schema_version, i.occurred_at, i.member_id,
-                   i.correlation_id, i.producer, CAST(i.payload AS JSON), i.source, i.source_position,
-                   i.ingested_at
+                   i.correlation_id, i.producer, CAST(i.payload AS JSON), CAST(? AS VARCHAR),
+                   i.source_position, CAST(? AS TIMESTAMPTZ)
             FROM incoming i
             ANTI JOIN ({seen}) t ON t.event_id = CAST(i.event_id AS UUID)
                 AND t.occurred_at BETWEEN CAST(i.occurred_at AS TIMESTAMPTZ) - ?
                                       AND CAST(i.occurred_at AS TIMESTAMPTZ) + ?
             """,
-            [*(bound for pair in ranges for bound in pair), window, window],
+            [source, now, *(bound for pair in ranges for bound in pair), window, window],
         ).fetchone()
     finally:
         con.unregister("incoming")
@@ -326,7 +345,7 @@ def insert_event_frames(
     for category, table in RAW_TABLES.items():
         chosen = [(e, r) for e, r in events if (e.event_type in MEMBER_EVENT_TYPES) == (category == "member")]
         if chosen:
-            landed += _insert_new_events(con, table, _event_frame(chosen, source, now), window)
+            landed += _insert_new_events(con, table, _event_frame(chosen), window, source, now)
     return landed
 
 
@@ -346,15 +365,12 @@ def land_batch(
     now = datetime.now(UTC)
     window = configured_dedupe_window() if dedupe_window is None else dedupe_window
     usage, member, rejected = split_parsed(batch.records, parse)
+    usage_frame, member_frame = _event_frame(usage), _event_frame(member)  # built once, outside retries
 
     def work() -> tuple[int, int, int]:
         claim_raw_writer(con, now)
-        usage_frame, member_frame = (
-            _event_frame(usage, batch.source, now),
-            _event_frame(member, batch.source, now),
-        )
-        landed_usage = _insert_new_events(con, RAW_TABLES["usage"], usage_frame, window)
-        landed_member = _insert_new_events(con, RAW_TABLES["member"], member_frame, window)
+        landed_usage = _insert_new_events(con, RAW_TABLES["usage"], usage_frame, window, batch.source, now)
+        landed_member = _insert_new_events(con, RAW_TABLES["member"], member_frame, window, batch.source, now)
         dead_lettered = _insert_dead_letters(con, batch.source, rejected, now)
         _save_checkpoints(con, batch, now)
         return landed_usage, landed_member, dead_lettered

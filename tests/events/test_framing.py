@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 from datetime import UTC, datetime
 
 import aws_kinesis_agg.aggregator as kpl_aggregator
@@ -10,6 +11,7 @@ import aws_kinesis_agg.deaggregator as kpl_deaggregator
 import pytest
 
 from cdr_platform.events.framing import (
+    MAGIC,
     UserRecord,
     deaggregate,
     decode_aggregate,
@@ -64,3 +66,14 @@ def test_pack_records_respects_the_size_target_and_order() -> None:
 
 def test_an_empty_aggregate_holds_no_records() -> None:
     assert deaggregate("k", encode_aggregate([])) == []
+
+
+def test_records_outside_the_kpl_layout_decode_too() -> None:
+    """Key indexes from 128 up (two-byte varints) and fields in another order take the general path."""
+    many_keys = [UserRecord(f"k{i}", f"{i}".encode()) for i in range(300)]
+    assert decode_aggregate(encode_aggregate(many_keys)) == many_keys
+    key, data = b"\x0a\x01k", b"\x1a\x03abc\x08\x00"  # Record{data=3, partition_key_index=1}
+    body = key + b"\x1a" + bytes([len(data)]) + data
+    assert decode_aggregate(MAGIC + body + hashlib.md5(body, usedforsecurity=False).digest()) == [
+        UserRecord("k", b"abc")
+    ]
