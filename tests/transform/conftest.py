@@ -25,7 +25,7 @@ from cdr_platform.events import Event
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import Settings, load_settings
-from tests.transform.dataset import AS_OF, generate_events, land_events
+from tests.transform.dataset import AS_OF, churn_window_environment, generate_events, land_events
 
 MART_KEYS: dict[str, list[str]] = {
     "fct_calls": ["call_key"],
@@ -37,6 +37,7 @@ MART_KEYS: dict[str, list[str]] = {
     "fct_engagement_daily": ["activity_date"],
     "fct_revenue_daily": ["revenue_date"],
     "rpt_churn_features": ["member_id"],
+    "rpt_churn_model_backtest": ["cutoff_date"],
     "rpt_exec_kpis_intraday": ["kpi"],
     "rpt_exec_kpis_hourly": ["hour_of_day"],
 }
@@ -101,6 +102,8 @@ def built_lake(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BuiltLake]:
         env.setenv("CDR_LAKE_CATALOG", f"sqlite:{root / 'catalog.sqlite'}")
         env.setenv("CDR_LAKE_DATA_PATH", f"{root / 'files'}/")
         env.delenv("CDR_CONFIG_FILE", raising=False)
+        for name, value in churn_window_environment().items():  # the churn windows fit this history
+            env.setenv(name, value)
         settings = load_settings()
         built = BuiltLake(settings, generate_events())
         first, late = split_late(built.events)

@@ -28,9 +28,23 @@ CELLS = [
     ("234-15-0x00c1", 303, "GERAN"),
 ]
 PLANS = [("PAYG-10", "prepaid"), ("UNLTD-30", "postpaid")]
-FAILURE_CAUSES = [17, 17, 19, 18, 21, 34, 42, 44, 31, 1]
+FAILURE_CAUSES = [17, 17, 19, 18, 21, 34, 42, 44, 31, 20]
 CURRENCY = "EUR"
 OUTCOMES = ["completed"] * 10 + ["dropped"] * 2 + ["failed"] * 4 + ["answered"] + ["attempted"]
+# The churn model's windows for this 15-day history (dbt vars `churn_<name>`, passed to dbt as the
+# DBT_CHURN_<NAME> environment variables): short enough that cut-offs have complete windows, long
+# enough that the earlier ones do not, and the two churners fall in label windows.
+CHURN_WINDOWS = {
+    "horizon_days": 3,
+    "recent_days": 3,
+    "baseline_days": 6,
+    "spend_days": 4,
+    "drop_window_days": 7,
+    "min_answered_calls": 3,
+    "backtest_step_days": 1,
+    "backtest_min_history_days": 3,
+    "precision_k": 3,
+}
 
 
 @dataclass(frozen=True)
@@ -316,6 +330,11 @@ def _data(rng: random.Random, member: Member, session_id: str, at: datetime) -> 
     return [ended, _rating(member, session_id, ended, "data", up + down, "byte", 100 * mb, at)]
 
 
+def churn_window_environment() -> dict[str, str]:
+    """CHURN_WINDOWS as the environment variables dbt_project.yml reads its churn vars from."""
+    return {f"DBT_CHURN_{name.upper()}": str(value) for name, value in CHURN_WINDOWS.items()}
+
+
 def land_events(con: duckdb.DuckDBPyConnection, events: Iterable[Event], batch_size: int = 20_000) -> int:
     """Land events through the real landing path (one transaction per batch); returns how many landed."""
     records = [SourceRecord(encode_event(e), f"test/{i}") for i, e in enumerate(events)]
@@ -325,4 +344,12 @@ def land_events(con: duckdb.DuckDBPyConnection, events: Iterable[Event], batch_s
     return landed
 
 
-__all__ = ["AS_OF", "CELLS", "event_id_for", "generate_events", "land_events"]
+__all__ = [
+    "AS_OF",
+    "CELLS",
+    "CHURN_WINDOWS",
+    "churn_window_environment",
+    "event_id_for",
+    "generate_events",
+    "land_events",
+]

@@ -56,7 +56,7 @@ def test_one_graph_from_kinesis_to_the_exec_kpis(defs: Definitions) -> None:
 def test_automation_freshness_and_checks(defs: Definitions) -> None:
     graph = defs.resolve_asset_graph()
     dbt_keys = [k for k in graph.get_all_asset_keys() if k.path[0] in DBT_LAYERS]
-    assert len(dbt_keys) == 28
+    assert len(dbt_keys) == 31
     for key in dbt_keys:
         node = graph.get(key)
         assert node.automation_condition is not None

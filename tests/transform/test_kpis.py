@@ -37,6 +37,7 @@ def test_every_call_attempt_is_one_row_with_its_outcome(
     assert set(mart.failure_category.dropna()) == {
         "user_busy",
         "no_answer",
+        "subscriber_absent",
         "call_rejected",
         "congestion",
         "other_failure",
@@ -52,6 +53,7 @@ def test_cell_kpis_match_an_independent_recomputation(built_lake: BuiltLake, cal
         ("answered_calls", "answered"),
         ("user_busy_failures", "busy"),
         ("no_answer_failures", "no_answer"),
+        ("subscriber_absent_failures", "absent"),
         ("rejected_failures", "rejected"),
         ("congestion_failures", "congestion"),
         ("dropped_calls", "dropped"),
@@ -85,18 +87,28 @@ def test_member_daily_usage_matches(built_lake: BuiltLake, frame: pd.DataFrame) 
     )
 
 
-def test_revenue_and_arpu_match(built_lake: BuiltLake, frame: pd.DataFrame) -> None:
-    days = reference.member_days(frame)
-    expected = days.groupby("day").agg(
-        revenue=("spend_micros", "sum"), active=("activities", lambda s: (s > 0).sum())
-    )
+def test_revenue_arpu_and_revenue_per_active_member_match(built_lake: BuiltLake, frame: pd.DataFrame) -> None:
+    expected = reference.revenue_days(frame)
     mart = built_lake.full_refresh["fct_revenue_daily"]
     mart = mart.assign(day=pd.to_datetime(mart.revenue_date).dt.date).set_index("day").sort_index()
-    assert (mart.revenue_micros.to_numpy() == expected.revenue.to_numpy()).all()
-    assert (mart.active_members.to_numpy() == expected.active.to_numpy()).all()
-    pd.testing.assert_series_equal(
-        mart.arpu_micros.astype(float), expected.revenue / expected.active, check_names=False, rtol=1e-9
-    )
+    assert list(mart.index) == list(expected.index)
+    for column, reference_column in [
+        ("revenue_micros", "revenue"),
+        ("active_members", "active"),
+        ("opening_subscribers", "opening"),
+        ("closing_subscribers", "closing"),
+    ]:
+        assert (mart[column].to_numpy() == expected[reference_column].to_numpy()).all(), column
+    for column, reference_column in [
+        ("arpu_micros", "arpu"),
+        ("revenue_per_active_member_micros", "revenue_per_active"),
+    ]:
+        pd.testing.assert_series_equal(
+            mart[column].astype(float), expected[reference_column], check_names=False, rtol=1e-9
+        )
+    # the base moves in this history (a deactivation), so ARPU and revenue per active member differ
+    assert (expected.opening != expected.closing).any()
+    assert not (mart.arpu_micros == mart.revenue_per_active_member_micros).all()
 
 
 def _trailing(active: pd.DataFrame, day: date, days: int) -> pd.DataFrame:
@@ -106,6 +118,7 @@ def _trailing(active: pd.DataFrame, day: date, days: int) -> pd.DataFrame:
 def test_engagement_matches(built_lake: BuiltLake, frame: pd.DataFrame) -> None:
     days = reference.member_days(frame)
     active = days[days.activities > 0]
+    first_day = days.day.min()
     mart = built_lake.full_refresh["fct_engagement_daily"]
     for row in mart.itertuples():
         day = pd.Timestamp(row.activity_date).date()
@@ -113,6 +126,10 @@ def test_engagement_matches(built_lake: BuiltLake, frame: pd.DataFrame) -> None:
         assert row.weekly_active_members == _trailing(active, day, 7).member_id.nunique()
         assert row.monthly_active_members == _trailing(active, day, 30).member_id.nunique()
         assert math.isclose(row.stickiness, row.daily_active_members / row.monthly_active_members)
+        assert row.weekly_window_complete == (day - timedelta(days=6) >= first_day)
+        assert row.monthly_window_complete == (day - timedelta(days=29) >= first_day)
+    assert mart.weekly_window_complete.any() and not mart.weekly_window_complete.all()
+    assert not mart.monthly_window_complete.any()  # 15 days of data: no month is complete
 
 
 def test_exec_intraday_kpis_match_today_and_same_time_last_week(
@@ -129,13 +146,3 @@ def test_exec_intraday_kpis_match_today_and_same_time_last_week(
         assert math.isclose(mart.loc[kpi, "value_today"], today, rel_tol=1e-9), kpi
         assert math.isclose(mart.loc[kpi, "value_same_time_last_week"], last_week, rel_tol=1e-9), kpi
     assert expected["calls"][1] > 0  # the history really covers the same time last week
-
-
-def test_churn_labels_and_score(built_lake: BuiltLake) -> None:
-    churn = built_lake.full_refresh["rpt_churn_features"].set_index("member_id")
-    assert bool(churn.loc["M000002", "has_requested_port_out"]) and bool(
-        churn.loc["M000003", "is_deactivated"]
-    )
-    assert churn.has_churned.sum() == 2
-    assert churn.churn_risk_score.between(0, 1).all()
-    assert set(churn.churn_risk_band) <= {"low", "medium", "high"}

@@ -1,5 +1,6 @@
 {#- One row per member and UTC day with any usage: the member's activity, minutes, SMS, bytes,
-    spend and top-ups that day. Whole days from the lookback day on are recomputed each run. -#}
+    spend (usage charges by kind and plan fees) and top-ups that day. Dropped calls and released answered calls (ended or dropped) both
+    count on the day of the release, so their ratio is a rate. Whole days from the lookback day on are recomputed each run. -#}
 {{
     config(
         materialized='incremental',
@@ -15,6 +16,7 @@ select
     bool_or(counts_as_activity) as is_active,
     count(*) filter (where activity_kind = 'call_attempt') as call_attempts,
     count(*) filter (where is_dropped_call) as dropped_calls,
+    count(*) filter (where activity_kind = 'call_release') as released_answered_calls,
     cast(coalesce(sum(voice_seconds), 0) as double) as voice_seconds,
     cast(coalesce(sum(sms_sent), 0) as bigint) as sms_sent,
     count(*) filter (where activity_kind = 'data') as data_sessions,
@@ -23,6 +25,7 @@ select
     cast(coalesce(sum(charge_micros) filter (where usage_kind = 'voice'), 0) as bigint) as voice_spend_micros,
     cast(coalesce(sum(charge_micros) filter (where usage_kind = 'sms'), 0) as bigint) as sms_spend_micros,
     cast(coalesce(sum(charge_micros) filter (where usage_kind = 'data'), 0) as bigint) as data_spend_micros,
+    cast(coalesce(sum(charge_micros) filter (where usage_kind = 'plan_fee'), 0) as bigint) as plan_fee_spend_micros,
     cast(coalesce(sum(charge_micros), 0) as bigint) as spend_micros,
     count(*) filter (where activity_kind = 'topup') as topups,
     cast(coalesce(sum(topup_micros), 0) as bigint) as topup_micros,

@@ -1,5 +1,7 @@
 {#- Daily, weekly and monthly active members per UTC day ({{ doc('active_member') }}), and
-    stickiness = DAU / MAU. WAU and MAU are trailing windows of 7 and 30 days ending that day. -#}
+    stickiness = DAU / MAU. WAU and MAU are trailing windows of 7 and 30 days ending that day; a
+    window that starts before the first day of data is flagged incomplete (its count is a floor and
+    stickiness an upper bound). -#}
 {{
     config(
         materialized='incremental',
@@ -19,6 +21,10 @@ with active_days as (
 
 days as (
     select distinct activity_date from active_days where activity_date >= {{ since_day }}
+),
+
+first_day as (
+    select min(activity_date) as first_data_date from {{ ref('int_member_days_aggregated') }}
 )
 
 select
@@ -32,8 +38,11 @@ select
         'count(distinct active_days.member_id) filter (where active_days.activity_date = days.activity_date)',
         'count(distinct active_days.member_id)'
     ) }} as stickiness,
+    days.activity_date - 6 >= any_value(first_day.first_data_date) as weekly_window_complete,
+    days.activity_date - 29 >= any_value(first_day.first_data_date) as monthly_window_complete,
     max(active_days.last_event_at) filter (where active_days.activity_date = days.activity_date) as last_event_at
 from days
+cross join first_day
 join active_days
     on active_days.activity_date > days.activity_date - 30
     and active_days.activity_date <= days.activity_date

@@ -1,7 +1,7 @@
 {#- Network KPIs per cell and UTC hour of seizure (see the column docs for each formula).
-    Seizures, answers and failures count at the cell where the call was attempted; drops at the
-    last cell the call used. Every hour touched by a changed call is recomputed for all cells and
-    replaces that hour (delete+insert on hour_start), so no stale cell row survives a re-run. -#}
+    Every count, drops included, is at the cell where the call was attempted (the seizure cell), so
+    the dropped-call rate's numerator and denominator are the same calls (see the `dropped_call`
+    doc). Every hour touched by a changed call is recomputed for all cells and replaces that hour (delete+insert on hour_start), so no stale cell row survives a re-run. -#}
 {{
     config(
         materialized='incremental',
@@ -34,43 +34,16 @@ at_attempt_cell as (
         count(*) filter (where is_answered) as answered_calls,
         count(*) filter (where failure_category = 'user_busy') as user_busy_failures,
         count(*) filter (where failure_category = 'no_answer') as no_answer_failures,
+        count(*) filter (where failure_category = 'subscriber_absent') as subscriber_absent_failures,
         count(*) filter (where failure_category = 'call_rejected') as rejected_failures,
         count(*) filter (where failure_category = 'congestion') as congestion_failures,
         count(*) filter (where is_failed) as failed_calls,
+        count(*) filter (where is_dropped) as dropped_calls,
         count(*) filter (where call_duration_s is not null) as released_answered_calls,
         coalesce(sum(call_duration_s), 0) as answered_duration_s,
         max(last_event_at) as last_event_at
     from calls
     group by all
-),
-
-at_last_cell as (
-    select
-        last_cell_id as cell_id,
-        attempt_hour as hour_start,
-        count(*) filter (where is_dropped) as dropped_calls,
-        max(last_event_at) as last_event_at
-    from calls
-    group by all
-),
-
-joined as (
-    select
-        coalesce(a.cell_id, l.cell_id) as cell_id,
-        coalesce(a.hour_start, l.hour_start) as hour_start,
-        coalesce(a.seizures, 0) as seizures,
-        coalesce(a.answered_calls, 0) as answered_calls,
-        coalesce(a.user_busy_failures, 0) as user_busy_failures,
-        coalesce(a.no_answer_failures, 0) as no_answer_failures,
-        coalesce(a.rejected_failures, 0) as rejected_failures,
-        coalesce(a.congestion_failures, 0) as congestion_failures,
-        coalesce(a.failed_calls, 0) as failed_calls,
-        coalesce(l.dropped_calls, 0) as dropped_calls,
-        coalesce(a.released_answered_calls, 0) as released_answered_calls,
-        coalesce(a.answered_duration_s, 0) as answered_duration_s,
-        greatest(a.last_event_at, l.last_event_at) as last_event_at
-    from at_attempt_cell as a
-    full outer join at_last_cell as l on a.cell_id = l.cell_id and a.hour_start = l.hour_start
 )
 
 select
@@ -81,6 +54,7 @@ select
     answered_calls,
     user_busy_failures,
     no_answer_failures,
+    subscriber_absent_failures,
     rejected_failures,
     congestion_failures,
     failed_calls,
@@ -88,10 +62,10 @@ select
     released_answered_calls,
     answered_duration_s,
     {{ kpi_ratio('answered_calls', 'seizures') }} as answer_seizure_ratio,
-    {{ kpi_ratio('answered_calls + user_busy_failures + no_answer_failures + rejected_failures', 'seizures') }}
+    {{ kpi_ratio('answered_calls + user_busy_failures + no_answer_failures + subscriber_absent_failures + rejected_failures', 'seizures') }}
         as network_effectiveness_ratio,
     {{ kpi_ratio('answered_duration_s', 'released_answered_calls') }} as average_call_duration_s,
     {{ kpi_ratio('dropped_calls', 'answered_calls') }} as dropped_call_rate,
     {{ kpi_ratio('congestion_failures', 'seizures') }} as blocking_rate,
     last_event_at
-from joined
+from at_attempt_cell
