@@ -426,13 +426,15 @@ def backtest_lines(rows: list[tuple]) -> list[str]:
             f"   {cutoff:<12}{members:>8}{churners:>9}{base_rate:>11.1%}{auc_text:>7}"
             f"{f'{precision:.1%} @{k}':>15}"
         )
-    aucs = [row[5] for row in rows if row[5] is not None]
-    mean_auc = f"{sum(aucs) / len(aucs):.2f}" if aucs else "n/a"
-    mean_precision = sum(row[7] for row in rows) / len(rows)
-    mean_base = sum(row[4] for row in rows) / len(rows)
+    judged = [row for row in rows if row[5] is not None]  # a cut-off without churners judges nothing
+    if not judged:
+        return [*lines, "   no cut-off has both churners and stayers yet: nothing to judge the score by"]
+    mean_auc = sum(row[5] for row in judged) / len(judged)
+    mean_precision = sum(row[7] for row in judged) / len(judged)
+    mean_base = sum(row[4] for row in judged) / len(judged)
     lines.append(
-        f"   mean over {len(rows)} cut-offs: AUC {mean_auc}, precision@k {mean_precision:.1%} "
-        f"against a base rate of {mean_base:.1%} (a random pick's precision)"
+        f"   mean over the {len(judged)} cut-offs with churners: AUC {mean_auc:.2f} (0.50 = chance), "
+        f"precision@k {mean_precision:.1%} against a base rate of {mean_base:.1%} (a random pick's precision)"
     )
     return lines
 
