@@ -26,7 +26,7 @@ marts_automation_sensor = AutomationConditionSensorDefinition(
 )
 
 defs = Definitions(
-    assets=[cdr_dbt_models, *exposure_specs(project, json.loads(project.manifest_path.read_text()))],
+    assets=[cdr_dbt_models, *exposure_specs(json.loads(project.manifest_path.read_text()))],
     jobs=[reprocess_dead_letter_job],
     schedules=[daily_dbt_build_schedule(cdr_dbt_models), dead_letter_schedule],
     sensors=[marts_automation_sensor],

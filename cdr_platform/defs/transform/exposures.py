@@ -12,7 +12,6 @@ from collections.abc import Mapping
 from typing import Any
 
 from dagster import AssetKey, AssetSpec, MetadataValue
-from dagster_dbt import DbtProject
 
 from cdr_platform.defs.teams import GROUPS_FILE, Team, teams
 from cdr_platform.defs.transform.translator import CdrDbtTranslator
@@ -35,14 +34,14 @@ def exposure_team(exposure: Mapping[str, Any]) -> Team:
     )
 
 
-def exposure_specs(project: DbtProject, manifest: Mapping[str, Any]) -> list[AssetSpec]:
+def exposure_specs(manifest: Mapping[str, Any]) -> list[AssetSpec]:
     """One asset per dbt exposure, downstream of the models it depends on, owned by its team."""
     translator = CdrDbtTranslator()
     specs = []
     for unique_id, exposure in sorted(manifest["exposures"].items()):
         owner = exposure_team(exposure)
         deps = [
-            translator.get_asset_spec(manifest, parent, project).key
+            translator.get_asset_key(translator.get_resource_props(manifest, parent))
             for parent in exposure["depends_on"]["nodes"]
         ]
         metadata: dict[str, Any] = {"dbt/unique_id": unique_id, "maturity": exposure.get("maturity")}
