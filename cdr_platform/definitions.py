@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 import pkgutil
 
-from dagster import Definitions
+from dagster import Definitions, in_process_executor
 
 import cdr_platform.defs
 from cdr_platform.defs.resources import build_resources
@@ -35,7 +35,10 @@ def build_definitions(settings: Settings | None = None) -> Definitions:
     A bad setting fails here, at load, with the key named.
     """
     settings = settings or load_settings()
-    return Definitions.merge(*folder_definitions(), Definitions(resources=build_resources(settings)))
+    # One process per run, steps in it: a step process per op would load this location again (~8 s of
+    # CPU each on a 2-core machine), which is most of a dbt or reconciliation run's start.
+    shared = Definitions(resources=build_resources(settings), executor=in_process_executor)
+    return Definitions.merge(*folder_definitions(), shared)
 
 
 defs = build_definitions()
