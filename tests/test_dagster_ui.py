@@ -36,7 +36,7 @@ T = TypeVar("T")
 EXEC_KPIS = ["marts", "rpt_exec_kpis_intraday"]
 CHART_KEYS = {"calls_per_hour", "kpi_chart"}
 """The exec asset's chart metadata (``defs/transform/assets.py``): a table of bars, or Markdown."""
-DEADLINE_S = 900.0
+DEADLINE_S = 420.0
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars"]
 
 ASSETS_QUERY = """
@@ -113,7 +113,7 @@ def _run_ended(ui: Ui, run_id: str) -> str:
     return _wait_for(ui, f"run {run_id} to end", status)
 
 
-@pytest.mark.timeout(2400)  # dagster dev, a landing run and a dbt build on a shared 2-core machine
+@pytest.mark.timeout(900)  # dagster dev, a landing run and a dbt build on a shared 2-core machine
 def test_the_data_team_sees_owners_sensor_runs_the_exec_chart_and_the_graph(ui: Ui) -> None:
     assets = ui.dev.graphql(ASSETS_QUERY)["assetNodes"]
     assert len(assets) > 20
