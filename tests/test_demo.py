@@ -37,4 +37,5 @@ def test_demo_runs_start_to_finish(tmp_path: Path, capsys: pytest.CaptureFixture
         "report",
     ]
     assert "executive KPIs" in out and "FAILED" not in out
+    assert all(figure in out for figure in ("operator figures", "ASR ", "ARPU ", "churn model backtest")), out
     assert (tmp_path / "demo" / "exec_kpis.svg").read_text().startswith("<svg")

@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from dagster import (
     AssetCheckSeverity,
@@ -46,6 +46,9 @@ from cdr_platform.definitions import build_definitions
 from cdr_platform.devtools.shutdown import StopRequested
 from cdr_platform.settings import Settings
 from cdr_platform.sources.eventstore_reader import connect_eventstore_from
+
+if TYPE_CHECKING:
+    import duckdb
 
 DEMO_DAYS = 42
 """The demo's simulated period: 28 days of history for the churn model's longest feature window plus a
@@ -368,6 +371,7 @@ def report(settings: Settings) -> None:
             "SELECT hour_of_day, calls_today, calls_same_time_last_week FROM marts.rpt_exec_kpis_hourly "
             "ORDER BY hour_of_day"
         ).fetchall()
+        operator = operator_lines(con)
     finally:
         con.close()
 
@@ -389,11 +393,82 @@ def report(settings: Settings) -> None:
             f"   {cell_id:<22} {dropped:>5} of {answered:>6} answered calls dropped ({drop_rate:.1%}), "
             f"blocking {blocking:.1%}"
         )
+    for line in operator:
+        _say(line)
     for line in backtest_lines(backtest):
         _say(line)
     chart = settings.data_dir / "exec_kpis.svg"
     chart.write_text(calls_chart_svg(hourly))
     _say(f"   exec chart written to {chart}")
+
+
+OPERATOR_SQL = {
+    "network": """
+        SELECT sum(answered_calls) / nullif(sum(seizures), 0),
+               sum(answered_calls + user_busy_failures + no_answer_failures + subscriber_absent_failures
+                   + rejected_failures) / nullif(sum(seizures), 0),
+               sum(dropped_calls) / nullif(sum(answered_calls), 0),
+               sum(congestion_failures) / nullif(sum(seizures), 0),
+               sum(answered_duration_s) / nullif(sum(released_answered_calls), 0)
+        FROM marts.fct_cell_kpis_hourly
+    """,
+    # The last 30 whole days: revenue over the average subscriber base (ARPU), and its split.
+    "revenue": """
+        WITH days AS (
+            SELECT * FROM marts.fct_revenue_daily
+            WHERE revenue_date > (SELECT max(revenue_date) FROM marts.fct_revenue_daily) - 31
+              AND revenue_date < (SELECT max(revenue_date) FROM marts.fct_revenue_daily)
+        )
+        SELECT sum(revenue_micros) / 1e6 / nullif(avg(average_subscribers), 0),
+               sum(plan_fee_revenue_micros) / nullif(sum(revenue_micros), 0),
+               sum(data_revenue_micros) / nullif(sum(revenue_micros), 0),
+               sum(voice_revenue_micros) / nullif(sum(revenue_micros), 0),
+               sum(sms_revenue_micros) / nullif(sum(revenue_micros), 0),
+               count(*)
+        FROM days
+    """,
+    # Churn (port-out request or deactivation) per 30 member-days at risk, by plan type.
+    "churn": """
+        WITH period AS (
+            SELECT min(revenue_date)::timestamptz AS starts,
+                   max(revenue_date)::timestamptz + INTERVAL 1 DAY AS ends
+            FROM marts.fct_revenue_daily
+        ), members AS (
+            SELECT plan_type, greatest(activated_at, starts) AS at_risk_from,
+                   least(port_out_requested_at, deactivated_at) AS churned_at, starts, ends
+            FROM marts.dim_members, period WHERE activated_at IS NOT NULL
+        )
+        SELECT plan_type,
+               count(*) FILTER (WHERE churned_at >= starts AND churned_at < ends) AS churners,
+               sum(greatest(epoch(least(coalesce(churned_at, ends), ends) - at_risk_from), 0)) / 86400 AS days
+        FROM members GROUP BY plan_type ORDER BY plan_type
+    """,
+}
+
+
+def operator_lines(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The operator's headline figures, to read against the published ones in the simulator's README."""
+    asr, ner, drop, blocking, acd = con.execute(OPERATOR_SQL["network"]).fetchone()
+    arpu, fees, data, voice, sms, days = con.execute(OPERATOR_SQL["revenue"]).fetchone()
+    churn = con.execute(OPERATOR_SQL["churn"]).fetchall()
+    lines = ["\n   operator figures (compare with cdr_platform/simulator/README.md, Calibration)"]
+    if asr is not None:
+        lines.append(
+            f"   calls: ASR {asr:.1%}, NER {ner:.1%}, dropped {drop:.2%} of answered, "
+            f"blocking {blocking:.2%}, ACD {acd:.0f} s"
+        )
+    if arpu is not None:
+        lines.append(
+            f"   ARPU {arpu:.2f} over the last {days} whole days (revenue / average subscriber base); "
+            f"plan fees {fees:.0%}, data {data:.0%}, voice {voice:.0%}, SMS {sms:.0%}"
+        )
+    for plan_type, churners, member_days in churn:
+        if member_days:
+            lines.append(
+                f"   churn, {plan_type}: {churners} in {member_days:,.0f} member-days at risk = "
+                f"{churners / member_days * 30:.1%} a month"
+            )
+    return lines
 
 
 def _fmt(value: float | None, unit: str) -> str:
