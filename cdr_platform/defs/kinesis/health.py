@@ -150,6 +150,17 @@ def observe_shards(kinesis: KinesisResource, lake: LakeResource) -> dict[str, An
         return {"shards_error": str(exc)}
 
 
+def _relay_lag_evaluation(passed: bool, description: str, metadata: dict[str, Any]) -> AssetCheckEvaluation:
+    return AssetCheckEvaluation(
+        asset_key=KINESIS_USAGE_STREAM,
+        check_name=RELAY_LAG_CHECK,
+        passed=passed,
+        severity=AssetCheckSeverity.ERROR,
+        description=description,
+        metadata=metadata,
+    )
+
+
 def evaluate_relay(
     eventstore: EventStoreResource, relay: RelayResource
 ) -> tuple[AssetCheckEvaluation, dict[str, Any]]:
@@ -158,25 +169,9 @@ def evaluate_relay(
         lag = probe_within(eventstore.endpoint_name, lambda: measure_relay(eventstore, relay))
     except (PlatformError, EndpointHungError) as exc:
         description = f"the relay's lag cannot be measured: {exc}"
-        failed = AssetCheckEvaluation(
-            asset_key=KINESIS_USAGE_STREAM,
-            check_name=RELAY_LAG_CHECK,
-            passed=False,
-            severity=AssetCheckSeverity.ERROR,
-            description=description,
-            metadata={"max_lag_seconds": relay.max_lag_seconds},
-        )
+        failed = _relay_lag_evaluation(False, description, {"max_lag_seconds": relay.max_lag_seconds})
         return failed, {"relay_error": description}
-    passed, description, metadata = judge_relay_lag(lag, relay.max_lag_seconds)
-    evaluation = AssetCheckEvaluation(
-        asset_key=KINESIS_USAGE_STREAM,
-        check_name=RELAY_LAG_CHECK,
-        passed=passed,
-        severity=AssetCheckSeverity.ERROR,
-        description=description,
-        metadata=metadata,
-    )
-    return evaluation, relay_lag_metadata(lag)
+    return _relay_lag_evaluation(*judge_relay_lag(lag, relay.max_lag_seconds)), relay_lag_metadata(lag)
 
 
 @sensor(
