@@ -117,15 +117,8 @@ class CdrDbtTranslator(DagsterDbtTranslator):
         spec = super().get_asset_check_spec(asset_spec, manifest, unique_id, project)
         if spec is None or spec.description:
             return spec
-        return AssetCheckSpec(
-            spec.name,
-            asset=spec.asset_key,
-            description=describe_test(self.get_resource_props(manifest, unique_id)),
-            additional_deps=spec.additional_deps,
-            blocking=spec.blocking,
-            metadata=spec.metadata,
-            automation_condition=spec.automation_condition,
-        )
+        # Every other field as dagster-dbt made it (partitions_def included, and any field added later).
+        return spec._replace(description=describe_test(self.get_resource_props(manifest, unique_id)))
 
     def get_asset_spec(
         self, manifest: Mapping[str, Any], unique_id: str, project: DbtProject | None
