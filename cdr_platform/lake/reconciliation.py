@@ -111,8 +111,10 @@ def _append_index(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, position:
     try:
         con.execute(
             "INSERT INTO meta.eventstore_usage_index SELECT CAST(n.event_id AS UUID), n.event_type, "
-            "n.occurred_at, n.commit_position, n.recorded_at FROM indexed n "
-            "ANTI JOIN meta.eventstore_usage_index i ON i.commit_position = n.commit_position"
+            "n.occurred_at, n.commit_position, n.recorded_at FROM indexed n ANTI JOIN ("
+            "SELECT commit_position FROM meta.eventstore_usage_index WHERE commit_position >= ?"
+            ") i ON i.commit_position = n.commit_position",
+            [int(frame["commit_position"].min())],  # positions only grow: older entries cannot match
         )
     finally:
         con.unregister("indexed")
@@ -277,7 +279,8 @@ def reconcile_usage_events(
         result = land_batch(con, LandingBatch(SOURCE, records))
         report.repaired = result.landed
         log(f"repaired {result.landed} of {len(missing_positions)} missing events from EventStoreDB")
-        repaired_by_hour = _missing_now_landed(con, report.missing_event_ids)
+        gap_hours = [h.hour for h in report.hours if h.missing and h.hour is not None]
+        repaired_by_hour = _missing_now_landed(con, report.missing_event_ids, _hour_ranges(gap_hours))
         report.hours = [
             HourResult(h.hour, h.in_eventstore, h.landed_before, h.missing, repaired_by_hour.get(h.hour, 0))
             for h in report.hours
@@ -287,15 +290,20 @@ def reconcile_usage_events(
     return report
 
 
-def _missing_now_landed(con: duckdb.DuckDBPyConnection, event_ids: list[str]) -> dict[datetime, int]:
+def _missing_now_landed(
+    con: duckdb.DuckDBPyConnection, event_ids: list[str], ranges: list[tuple[datetime, datetime]]
+) -> dict[datetime, int]:
+    """How many of the missing events are in the raw table now, per hour; reads only their hours."""
+    raw_sql, raw_params = _scan("raw.usage_events", "event_id, occurred_at", ranges)
     frame = pd.DataFrame({"event_id": event_ids})
     con.register("was_missing", frame)
     try:
         rows = con.execute(
-            """
-            SELECT date_trunc('hour', u.occurred_at), count(*) FROM raw.usage_events u
+            f"""
+            SELECT date_trunc('hour', u.occurred_at), count(*) FROM ({raw_sql}) u
             JOIN was_missing m ON u.event_id = CAST(m.event_id AS UUID) GROUP BY 1
-            """
+            """,
+            raw_params,
         ).fetchall()
     finally:
         con.unregister("was_missing")

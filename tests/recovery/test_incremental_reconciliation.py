@@ -54,7 +54,7 @@ def test_runs_judge_changed_hours_and_find_a_late_event(lake: duckdb.DuckDBPyCon
     append_events(esdb, old)
     _land(lake, old[:-2])
     first = reconcile_usage_events(lake, esdb, later(), lookback=LOOKBACK)  # no checkpoint yet: every hour
-    assert first.repaired == 2 and first.ok
+    assert first.repaired == 2 and first.ok and sum(h.repaired for h in first.hours) == 2
     old_hour = first.hours[0].hour
 
     # New traffic three days on, and a late event for an old hour two hours after the history,
@@ -68,6 +68,8 @@ def test_runs_judge_changed_hours_and_find_a_late_event(lake: duckdb.DuckDBPyCon
     late_hour = late[0].occurred_at.replace(minute=0, second=0, microsecond=0)
     assert _hours(second) == new_hours | {late_hour}  # the old, unchanged hour is not read again
     assert second.missing_event_ids == [str(late[0].event_id)] and second.repaired == 1 and second.ok
+    # the repair is counted in its hour (the check reads only the hours with a gap)
+    assert {h.hour: h.repaired for h in second.hours if h.repaired} == {late_hour: 1}
 
     # Nothing changed: nothing but the (empty) look-back is judged.
     assert reconcile_usage_events(lake, esdb, later(), lookback=LOOKBACK).hours == []
