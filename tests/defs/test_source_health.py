@@ -34,6 +34,7 @@ from cdr_platform.defs.resources import (
     RelayResource,
     build_resources,
 )
+from cdr_platform.devstack.ports import free_port
 from cdr_platform.events import USAGE_EVENT_TYPES
 from cdr_platform.settings import SettingsError, load_settings
 from cdr_platform.sources.kinesis_client import kinesis_client
@@ -153,6 +154,19 @@ def test_relay_lag_fails_while_the_relay_is_behind_or_dead_and_passes_once_caugh
     assert observation.metadata["relay_events_behind"].value == 5
     assert "5 usage events" in (evaluation.description or "")
     esdb.close()
+
+
+@pytest.mark.integration
+def test_relay_lag_run_on_its_own_fails_when_eventstore_is_unreachable(
+    kinesis_endpoint: str, lake_paths, tmp_path: Path
+) -> None:
+    unreachable = f"esdb://127.0.0.1:{free_port()}?Tls=false"  # nothing listens there
+    resources = _resources(kinesis_endpoint, unreachable, lake_paths, "no-stream", tmp_path / "c.json")
+    checks = Definitions(assets=[usage_stream], asset_checks=[relay_lag], resources=resources)
+    run = checks.resolve_implicit_global_asset_job_def().execute_in_process()
+    (evaluation,) = run.get_asset_check_evaluations()
+    assert not evaluation.passed
+    assert "cannot be measured" in (evaluation.description or "")
 
 
 @pytest.mark.integration

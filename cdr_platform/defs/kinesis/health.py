@@ -87,11 +87,13 @@ def measure_relay(eventstore: EventStoreResource, relay: RelayResource) -> Relay
 def relay_lag(
     context: AssetCheckExecutionContext, eventstore: EventStoreResource, relay: RelayResource
 ) -> AssetCheckResult:
-    lag = measure_relay(eventstore, relay)
-    passed, description, metadata = judge_relay_lag(lag, relay.max_lag_seconds)
-    context.log.info(description)
+    evaluation, _ = evaluate_relay(eventstore, relay)  # unmeasurable lag fails the check, as on the sensor
+    context.log.info(evaluation.description or "")
     return AssetCheckResult(
-        passed=passed, severity=AssetCheckSeverity.ERROR, description=description, metadata=metadata
+        passed=evaluation.passed,
+        severity=evaluation.severity,
+        description=evaluation.description,
+        metadata=evaluation.metadata,
     )
 
 
