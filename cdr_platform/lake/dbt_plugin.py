@@ -17,7 +17,7 @@ from typing import Any
 from dbt.adapters.duckdb.plugins import BasePlugin
 from duckdb import DuckDBPyConnection
 
-from cdr_platform.lake.connection import prepare_connection
+from cdr_platform.lake.connection import ensure_local_folders, prepare_connection
 from cdr_platform.settings import load_settings
 
 SALT_VARIABLE = "cdr_pseudonymisation_salt"
@@ -31,6 +31,9 @@ class Plugin(BasePlugin):
         self._catalog = settings.resolved_lake_catalog
         self._data_path = settings.resolved_lake_data_path
         self._salt = settings.pseudonymisation_salt.get_secret_value()
+        # dbt may run before any landing (the automation on a fresh data folder): it attaches the
+        # lake, so its folders must exist, as they do for every other writer.
+        ensure_local_folders(self._catalog, self._data_path)
 
     def update_connection_config(self, creds: Any, config: dict[str, Any]) -> None:
         """Keep the in-memory home database when dagster-dbt opens its own adapter.
