@@ -125,12 +125,17 @@ def attach_sql(catalog: str, data_path: str, alias: str = LAKE_ALIAS, read_only:
     return f"ATTACH 'ducklake:{catalog}' AS {alias} ({', '.join(options)})"
 
 
-def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
-    """An in-process DuckDB connection with the lake attached and selected (``USE lake``)."""
+def ensure_local_folders(catalog: str, data_path: str) -> None:
+    """Create the folders of a local catalog and data path (the first writer creates the lake)."""
     if catalog.startswith("sqlite:"):
         Path(catalog.removeprefix("sqlite:")).parent.mkdir(parents=True, exist_ok=True)
     if "://" not in data_path:
         Path(data_path).mkdir(parents=True, exist_ok=True)
+
+
+def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> duckdb.DuckDBPyConnection:
+    """An in-process DuckDB connection with the lake attached and selected (``USE lake``)."""
+    ensure_local_folders(catalog, data_path)
     con = duckdb.connect()
     try:
         prepare_connection(con, catalog, data_path)
