@@ -148,9 +148,15 @@ def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> du
     return con
 
 
-def _is_lock_conflict(exc: duckdb.Error) -> bool:
+RETRY_CAP_S = 5.0
+"""Longest pause between two attempts of one transaction (jittered exponential backoff up to it)."""
+
+
+def is_retryable_conflict(exc: BaseException) -> bool:
+    """A commit refused because another writer won a race: SQLite's lock, or DuckLake's conflict
+    (``TransactionException`` "Failed to commit DuckLake transaction. Transaction conflict - ...")."""
     message = str(exc).lower()
-    return "database is locked" in message or "conflict" in message
+    return isinstance(exc, duckdb.Error) and ("database is locked" in message or "conflict" in message)
 
 
 def in_transaction(
@@ -164,8 +170,10 @@ def in_transaction(
 
     A SQLite catalog can refuse a commit outright when two processes upgrade to writers at once
     (SQLITE_BUSY without waiting, see duckdb/ducklake#1309), and DuckLake reports conflicting
-    writes at commit: both are safe to retry because ``work`` recomputes everything inside the
-    transaction. Other errors roll back and propagate.
+    writes at commit (two landing workers claiming one key range, see ``lake/claims.py``): both are
+    safe to retry because ``work`` recomputes everything inside the transaction, so a re-run landing
+    sees the winner's rows. The pause grows with jittered exponential backoff, capped at
+    ``RETRY_CAP_S``. Other errors, and a conflict on the last attempt, roll back and propagate.
     """
     for attempt in range(attempts):
         con.execute("BEGIN TRANSACTION")
@@ -175,9 +183,9 @@ def in_transaction(
             return result
         except duckdb.Error as exc:
             _rollback(con)
-            if not _is_lock_conflict(exc) or attempt == attempts - 1:
+            if not is_retryable_conflict(exc) or attempt == attempts - 1:
                 raise
-            sleep(random.uniform(0.05, 0.2) * 2**attempt)
+            sleep(random.uniform(0.5, 1.0) * min(RETRY_CAP_S, 0.1 * 2**attempt))
         except BaseException:
             _rollback(con)
             raise

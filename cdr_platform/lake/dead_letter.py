@@ -9,14 +9,9 @@ import duckdb
 import pandas as pd
 
 from cdr_platform.events import EventRow, Rejection, parse_event
+from cdr_platform.lake.claims import claim_everything
 from cdr_platform.lake.connection import in_transaction
-from cdr_platform.lake.landing import (
-    Parser,
-    SourceRecord,
-    claim_raw_writer,
-    insert_event_frames,
-    parse_record,
-)
+from cdr_platform.lake.landing import Parser, SourceRecord, insert_event_frames, parse_record
 
 
 @dataclass(frozen=True)
@@ -37,7 +32,7 @@ def reprocess_dead_letter(con: duckdb.DuckDBPyConnection, *, parse: Parser = par
     now = datetime.now(UTC)
 
     def work() -> ReprocessResult:
-        claim_raw_writer(con, now)
+        claim_everything(con, now)  # its events may belong to any key range
         rows = con.execute(
             "SELECT dead_letter_id, source, source_position, raw_data FROM raw.dead_letter"
             " WHERE resolved_at IS NULL"

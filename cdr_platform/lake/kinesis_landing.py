@@ -17,15 +17,16 @@ from typing import Any
 import duckdb
 
 from cdr_platform.events.framing import deaggregate
-from cdr_platform.lake.commit_retry import land_with_retry
 from cdr_platform.lake.landing import (
     LandingBatch,
     LandingResult,
     ShardCheckpoint,
     SourceRecord,
+    land_batch,
     load_shard_checkpoints,
 )
 from cdr_platform.sources.kinesis_reader import (
+    Shard,
     ShardPage,
     ShardPosition,
     list_shards,
@@ -59,6 +60,17 @@ class KinesisLandingReport:
         return self.received / self.seconds if self.seconds else 0.0
 
 
+def shard_group(shard: Shard, groups: int) -> int:
+    """The group (of ``groups`` equal slices of the hash-key space) holding the middle of the shard's range.
+
+    Groups of an evenly split stream own whole shards and whole claim ranges of the lake
+    (``lake/claims.py``), so runs of different groups do not conflict; the children of a split shard
+    stay in their parent's group. The middle, not the start, so that an endpoint that starts a range
+    one key early (kinesis-local does) still places the shard where it belongs.
+    """
+    return (shard.start_hash + shard.end_hash) // 2 * groups >> 128
+
+
 def page_to_records(page: ShardPage) -> list[SourceRecord]:
     """De-aggregate a page; each event's position is ``shard/sequence/sub-index``."""
     out = []
@@ -82,7 +94,7 @@ def land_kinesis_stream(
     """Land everything new on the stream (up to ``max_rounds`` rounds of one page per shard).
 
     ``shard_ids`` restricts the run to the shards it owns (a shard group), so runs on other groups can
-    land beside it on a Postgres catalog; a lost commit race is retried (``land_with_retry``).
+    land beside it on a Postgres catalog; a lost commit race is re-run by ``land_batch``.
     """
     report = KinesisLandingReport()
     started = time.monotonic()
@@ -117,7 +129,7 @@ def land_kinesis_stream(
         )
         if before_commit is not None:
             before_commit(batch)
-        result = land_with_retry(con, batch)
+        result = land_batch(con, batch)
         report.add(result)
         report.rounds += 1
         report.kinesis_records += sum(len(p.records) for p in pages)

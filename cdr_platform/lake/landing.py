@@ -15,7 +15,10 @@ Guarantees:
 - One record never fails a batch: if parsing it raises anyway (a parser bug), or yields text the
   warehouse cannot store, that record is dead-lettered as ``parser_exception`` with the exception
   named, and the rest of the batch lands (``parse_record``).
-Writers to the raw layer must be serialised (one Dagster pool), since DuckLake has no unique keys.
+DuckLake has no unique keys: each transaction claims what its rows can collide with
+(``lake/claims.py``), so two writers that could land one event conflict at commit and the loser re-runs
+with the winner's rows in view. On a Postgres catalog, writers of disjoint key ranges (shard groups)
+commit side by side; on SQLite every writer takes the one writer claim.
 """
 
 from __future__ import annotations
@@ -32,11 +35,15 @@ import pandas as pd
 
 from cdr_platform.events import MEMBER_EVENT_TYPES, Event, EventRow, Rejection, RejectionReason, parse_event
 from cdr_platform.events.rejection import storable_text
+from cdr_platform.lake.claims import claim_for_events
 from cdr_platform.lake.connection import in_transaction
 from cdr_platform.lake.schema import RAW_TABLES
 
 DEAD_LETTER_NAMESPACE = uuid.UUID("6f1c1d3e-3b0a-4d53-9d8e-5a1c2b7e9f10")
 EVENT_COLUMNS = [name.removesuffix("_json") for name in EventRow._fields]  # payload_json lands as payload
+
+LANDING_ATTEMPTS = 12
+"""Commits a landing tries before it gives up: concurrent shard workers lose races now and then."""
 
 Parser = Callable[[bytes], Event | Rejection]
 """Turns one record's bytes into an event or a rejection: ``parse_event``, or a stand-in in tests."""
@@ -104,11 +111,20 @@ def parse_record(data: bytes, parse: Parser = parse_event) -> EventRow | Rejecti
             _check_storable("rejection", [("detail", parsed.detail), ("event_type", parsed.event_type)])
             return parsed
         row = parsed.to_row()
-        if not "".join([value for value in row if isinstance(value, str)]).isascii():
+        if not (parse is parse_event and _ascii_without_escapes(data)) and not "".join(
+            [value for value in row if isinstance(value, str)]
+        ).isascii():
             _check_storable("event", zip(EventRow._fields, row, strict=True))  # ASCII text always is
         return row
     except Exception as exc:
         return Rejection(RejectionReason.PARSER_EXCEPTION, _describe_exception(exc))
+
+
+def _ascii_without_escapes(data: bytes) -> bool:
+    """Whether every text ``parse_event`` reads from ``data`` is ASCII (so storable) without looking
+    at the row: ASCII bytes with no ``\\u`` escape cannot decode to anything else, and pydantic
+    re-encodes ASCII text as ASCII. Two C scans instead of joining the row's text."""
+    return data.isascii() and b"\\u" not in data
 
 
 def _check_storable(what: str, fields: Iterable[tuple[str, object]]) -> None:
@@ -243,18 +259,6 @@ def _insert_new_events(
     return int(inserted[0]) if inserted else 0
 
 
-def claim_raw_writer(con: duckdb.DuckDBPyConnection, now: datetime) -> None:
-    """Rewrite the single writer row, so two concurrent raw-layer transactions conflict at commit.
-
-    DuckLake merges concurrent plain INSERTs into one table without complaint, so two writers
-    outside the Dagster pool (a notebook, a second deployment) could each land the same event.
-    Both deleting the same row is a conflict DuckLake detects; ``in_transaction`` then re-runs the
-    loser, whose anti-join now sees the winner's rows.
-    """
-    con.execute("DELETE FROM meta.raw_writer")
-    con.execute("INSERT INTO meta.raw_writer VALUES (?)", [now])
-
-
 def _insert_dead_letters(
     con: duckdb.DuckDBPyConnection, source: str, rejected: list[tuple[Rejection, SourceRecord]], now: datetime
 ) -> int:
@@ -302,11 +306,10 @@ def _insert_dead_letters(
 
 
 def _save_checkpoints(con: duckdb.DuckDBPyConnection, batch: LandingBatch, now: datetime) -> None:
+    """Append each shard's new position: never a DELETE, which would make every other shard group's
+    commit conflict (DuckLake's conflicts are per table); ``load_shard_checkpoints`` reads the latest
+    row per shard, and lake maintenance prunes the superseded ones."""
     for checkpoint in batch.shard_checkpoints:
-        con.execute(
-            "DELETE FROM meta.kinesis_checkpoints WHERE stream_name = ? AND shard_id = ?",
-            [checkpoint.stream_name, checkpoint.shard_id],
-        )
         con.execute(
             "INSERT INTO meta.kinesis_checkpoints VALUES (?, ?, ?, ?, ?)",
             [
@@ -366,16 +369,17 @@ def land_batch(
     window = configured_dedupe_window() if dedupe_window is None else dedupe_window
     usage, member, rejected = split_parsed(batch.records, parse)
     usage_frame, member_frame = _event_frame(usage), _event_frame(member)  # built once, outside retries
+    members = {"usage": {row.member_id for row, _ in usage}, "member": {row.member_id for row, _ in member}}
 
     def work() -> tuple[int, int, int]:
-        claim_raw_writer(con, now)
+        claim_for_events(con, members, now, dead_letters=bool(rejected))
         landed_usage = _insert_new_events(con, RAW_TABLES["usage"], usage_frame, window, batch.source, now)
         landed_member = _insert_new_events(con, RAW_TABLES["member"], member_frame, window, batch.source, now)
         dead_lettered = _insert_dead_letters(con, batch.source, rejected, now)
         _save_checkpoints(con, batch, now)
         return landed_usage, landed_member, dead_lettered
 
-    landed_usage, landed_member, dead_lettered = in_transaction(con, work)
+    landed_usage, landed_member, dead_lettered = in_transaction(con, work, attempts=LANDING_ATTEMPTS)
     return LandingResult(
         received=len(batch.records),
         landed_usage=landed_usage,
@@ -386,9 +390,12 @@ def land_batch(
 
 
 def load_shard_checkpoints(con: duckdb.DuckDBPyConnection, stream_name: str) -> dict[str, ShardCheckpoint]:
-    """The landed position of every shard of a stream, as committed with the rows."""
+    """The landed position of every shard of a stream, as committed with the rows (its latest row)."""
     rows = con.execute(
-        "SELECT shard_id, sequence_number, shard_ended FROM meta.kinesis_checkpoints WHERE stream_name = ?",
+        """
+        SELECT shard_id, arg_max_null(sequence_number, updated_at), bool_or(shard_ended)
+        FROM meta.kinesis_checkpoints WHERE stream_name = ? GROUP BY shard_id
+        """,
         [stream_name],
     ).fetchall()
     return {shard: ShardCheckpoint(stream_name, shard, seq, ended) for shard, seq, ended in rows}

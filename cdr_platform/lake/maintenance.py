@@ -4,6 +4,8 @@ Live landing commits a snapshot, and usually a small data file per touched day p
 few seconds; without maintenance the file count and the catalog grow without bound and every
 scan opens more files. ``maintain_lake`` keeps them bounded:
 
+0. delete the Kinesis checkpoint rows a newer row of their shard supersedes (landing appends one
+   per shard and batch, so that shard groups never delete from one table, see ``_save_checkpoints``);
 1. flush rows DuckLake inlined in the catalog (tiny commits) into data files;
 2. merge adjacent small files of each table (and partition) into larger ones; rows are unchanged,
    only the current snapshot's file list is;
@@ -11,9 +13,10 @@ scan opens more files. ``maintain_lake`` keeps them bounded:
    exactly that far, never further;
 4. delete the data files that no remaining snapshot references.
 
-Guarantees: the current snapshot's rows are the same before and after (every step rewrites layout
-only). Run it as a lake writer (the Dagster pool), since a merge conflicts with a concurrent
-delete. Snapshots are chosen for expiry here, by their time compared in DuckDB, and passed by id:
+Guarantees: the current snapshot's rows are the same before and after (every later step rewrites
+layout only), but for superseded checkpoint rows, which no reader uses. A landing that commits
+during a step conflicts with it, and whichever loses re-runs (``in_transaction``). Snapshots are chosen for
+expiry here, by their time compared in DuckDB, and passed by id:
 ``ducklake_expire_snapshots(older_than => ...)`` compares times as text on a SQLite catalog, which
 expires every snapshot of the cutoff's day (DuckLake 1.5.5, found by experiment).
 """
@@ -94,10 +97,29 @@ def expire_snapshots(con: duckdb.DuckDBPyConnection, older_than: datetime) -> in
     return len(ids)
 
 
+def prune_checkpoints(con: duckdb.DuckDBPyConnection) -> int:
+    """Delete every Kinesis checkpoint row older than the latest of its shard; returns how many."""
+    row = in_transaction(
+        con,
+        lambda: con.execute(
+            """
+            DELETE FROM meta.kinesis_checkpoints AS k
+            WHERE EXISTS (
+                SELECT 1 FROM meta.kinesis_checkpoints AS newer
+                WHERE newer.stream_name = k.stream_name AND newer.shard_id = k.shard_id
+                  AND newer.updated_at > k.updated_at
+            )
+            """
+        ).fetchone(),
+    )
+    return int(row[0]) if row else 0
+
+
 def maintain_lake(con: duckdb.DuckDBPyConnection, retention: timedelta, now: datetime) -> MaintenanceReport:
     """Flush inlined rows, merge small files, expire snapshots older than ``now - retention``, and
     delete unreferenced files. Idempotent: a second run right after finds nothing to do."""
     before, snapshots_before = table_files(con), _snapshot_count(con)
+    prune_checkpoints(con)
     in_transaction(con, lambda: con.execute(f"CALL ducklake_flush_inlined_data('{LAKE_ALIAS}')"))
     in_transaction(con, lambda: con.execute(f"CALL ducklake_merge_adjacent_files('{LAKE_ALIAS}')"))
     expire_snapshots(con, now - retention)

@@ -3,13 +3,14 @@
 Checkpoints live beside the rows they describe so that one DuckLake transaction commits both:
 the warehouse, not a sensor cursor, is the authority on what has landed. DuckLake has no unique
 constraints, so uniqueness of ``event_id`` is kept by the landing code (anti-join on insert,
-with all writers to the raw layer serialised through one Dagster pool).
+with the claims of ``lake/claims.py`` making colliding writers conflict at commit).
 """
 
 from __future__ import annotations
 
 import duckdb
 
+from cdr_platform.lake.claims import claim_ddl
 from cdr_platform.lake.connection import in_transaction
 
 RAW_EVENT_COLUMNS = """
@@ -57,13 +58,13 @@ DDL = [
         commit_position UBIGINT NOT NULL,
         recorded_at TIMESTAMPTZ
     )""",
-    "CREATE TABLE IF NOT EXISTS meta.raw_writer (claimed_at TIMESTAMPTZ NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta.replay_ranges (name VARCHAR NOT NULL, replay_range VARCHAR NOT NULL)",
     """CREATE TABLE IF NOT EXISTS meta.eventstore_checkpoints (
         consumer VARCHAR NOT NULL,
         commit_position UBIGINT NOT NULL,
         updated_at TIMESTAMPTZ NOT NULL
     )""",
+    *claim_ddl(),
 ]
 
 RAW_TABLES = {"usage": "raw.usage_events", "member": "raw.member_events"}
