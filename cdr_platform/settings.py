@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="DuckLake catalog: 'sqlite:<path>' locally, 'postgres:<libpq dsn>' in production.",
     )
     lake_data_path: str = Field(default="", description="DuckLake data files: a folder or an s3:// prefix.")
+    kinesis_shard_groups: int = Field(
+        default=4,
+        description="Concurrent Kinesis landing runs on a Postgres catalog, each owning the shards of one "
+        "slice of the hash-key space (1, 2, 4 or 8: aligned with the lake's claim ranges). A SQLite "
+        "catalog always lands with one run.",
+    )
 
     pseudonymisation_salt: SecretStr = SecretStr(LOCAL_SALT)
 
@@ -283,6 +289,13 @@ class Settings(BaseSettings):
             raise ValueError(f"must be member lifecycle event types ({known}), got {unknown or 'none'}")
         return value
 
+    @field_validator("kinesis_shard_groups")
+    @classmethod
+    def _aligned_groups(cls, value: int) -> int:
+        if value not in (1, 2, 4, 8):
+            raise ValueError(f"must be 1, 2, 4 or 8 (whole claim ranges of the lake), got {value}")
+        return value
+
     @field_validator("lake_catalog")
     @classmethod
     def _catalog_shape(cls, value: str) -> str:
@@ -334,6 +347,16 @@ class Settings(BaseSettings):
     @property
     def resolved_lake_catalog(self) -> str:
         return self.lake_catalog or f"sqlite:{self.data_dir / 'lake' / 'catalog.sqlite'}"
+
+    @property
+    def concurrent_lake_writers(self) -> bool:
+        """Whether the lake's catalog takes concurrent commits (Postgres); a SQLite one has one writer."""
+        return self.resolved_lake_catalog.startswith("postgres:")
+
+    @property
+    def landing_shard_groups(self) -> int:
+        """How many Kinesis landing runs may run at once: the setting on Postgres, 1 on SQLite."""
+        return self.kinesis_shard_groups if self.concurrent_lake_writers else 1
 
     @property
     def resolved_lake_data_path(self) -> str:

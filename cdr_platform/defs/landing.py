@@ -46,9 +46,12 @@ def landing_job(name: str, asset: AssetKey, source: str, description: str) -> An
     )
 
 
-def landing_run_in_flight(instance: DagsterInstance, job_name: str) -> bool:
-    """True when a run of the job is queued or running, so a sensor should not request another."""
-    return bool(instance.get_run_records(RunsFilter(job_name=job_name, statuses=IN_FLIGHT), limit=1))
+def landing_run_in_flight(instance: DagsterInstance, job_name: str, landing_tag: str | None = None) -> bool:
+    """True when a run of the job (with this ``cdr/landing`` value, if given) is queued or running, so a
+    sensor should not request another."""
+    tags = {LANDING_TAG: landing_tag} if landing_tag is not None else None
+    runs = RunsFilter(job_name=job_name, statuses=IN_FLIGHT, tags=tags)
+    return bool(instance.get_run_records(runs, limit=1))
 
 
 def read_landed(

@@ -33,6 +33,8 @@ class KinesisResource(ConfigurableResource):
     region: str
     endpoint_url: str | None = None
     usage_stream: str
+    shard_groups: int = 1
+    """Concurrent landing runs, each owning a slice of the hash-key space (``landing_shard_groups``)."""
 
     def get_client(self) -> Any:
         return kinesis_client(self.region, self.endpoint_url)
@@ -130,6 +132,7 @@ def build_resources(settings: Settings) -> dict[str, Any]:
             region=settings.aws_region,
             endpoint_url=settings.kinesis_endpoint_url,
             usage_stream=settings.usage_stream,
+            shard_groups=settings.landing_shard_groups,
         ),
         "eventstore": EventStoreResource(
             uri=settings.eventstore_uri.get_secret_value(),

@@ -10,12 +10,13 @@ from dagster import (
     asset,
 )
 
-from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
+from cdr_platform.defs.concurrency import POOLS
 from cdr_platform.defs.landing import landing_job
 from cdr_platform.defs.resources import KinesisResource, LakeResource
 from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.lake.connection import LAKE_ALIAS
-from cdr_platform.lake.kinesis_landing import land_kinesis_stream
+from cdr_platform.lake.kinesis_landing import land_kinesis_stream, shard_group
+from cdr_platform.sources.kinesis_reader import list_shards
 
 KINESIS_USAGE_STREAM = AssetKey(["kinesis", "usage_stream"])
 RAW_USAGE_EVENTS = AssetKey(["raw", "usage_events"])
@@ -34,6 +35,9 @@ usage_stream = AssetSpec(
 class KinesisLandingConfig(Config):
     records_per_page: int = 5_000
     max_rounds: int = 200
+    shard_group: int = 0
+    shard_groups: int = 1
+    """The run lands the shards of group ``shard_group`` of ``shard_groups`` (``shard_group``); 1: all."""
 
 
 @asset(
@@ -43,22 +47,30 @@ class KinesisLandingConfig(Config):
     owners=team(DATA_PLATFORM).owners,
     kinds={"duckdb", "kinesis"},
     code_version="1",
-    pool=LAKE_WRITER_POOL,
+    pool=POOLS.shard_landing,
     metadata={"dagster/table_name": USAGE_EVENTS_TABLE},
     description="Every usage event (calls, SMS, data sessions, rating, top-ups) once, keyed by event_id, "
     "with the source, position and ingestion time of its first sighting. Rows and per-shard "
-    "checkpoints commit in one DuckLake transaction; malformed records go to raw/dead_letter.",
+    "checkpoints commit in one DuckLake transaction; malformed records go to raw/dead_letter. On a "
+    "Postgres catalog, one run per shard group lands at a time, beside the other groups.",
 )
 def raw_usage_events(
     context: AssetExecutionContext, config: KinesisLandingConfig, kinesis: KinesisResource, lake: LakeResource
 ) -> MaterializeResult:
+    client = kinesis.get_client()
+    shard_ids = None
+    if config.shard_groups > 1:
+        shards = list_shards(client, kinesis.usage_stream)
+        shard_ids = [s.shard_id for s in shards if shard_group(s, config.shard_groups) == config.shard_group]
+        context.log.info(f"shard group {config.shard_group} of {config.shard_groups}: {shard_ids}")
     with lake.connect() as con:
         report = land_kinesis_stream(
             con,
-            kinesis.get_client(),
+            client,
             kinesis.usage_stream,
             records_per_page=config.records_per_page,
             max_rounds=config.max_rounds,
+            shard_ids=shard_ids,
             log=context.log.info,
         )
         total = con.execute("SELECT count(*) FROM raw.usage_events").fetchone()[0]

@@ -22,7 +22,7 @@ from dagster import (
 )
 from pydantic import Field
 
-from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
+from cdr_platform.defs.concurrency import POOLS
 from cdr_platform.defs.resources import LakeResource
 from cdr_platform.defs.teams import DATA_PLATFORM, team
 from cdr_platform.lake.maintenance import MaintenanceReport, maintain_lake
@@ -48,7 +48,7 @@ def files_table(report: MaintenanceReport) -> str:
 
 
 @op(
-    pool=LAKE_WRITER_POOL,
+    pool=POOLS.maintenance,
     tags=OWNER_TAGS,
     description="Flush inlined rows, merge small files, expire snapshots older than the retention and "
     "delete files no snapshot references. Rows are never changed.",

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dagster_dbt import DbtCliResource, DbtProject
 
-from cdr_platform.defs.concurrency import LAKE_WRITER_POOL
+from cdr_platform.defs.concurrency import POOLS
 from cdr_platform.errors import PlatformError
 
 DBT_PROJECT_DIR = Path(__file__).resolve().parents[3] / "dbt_project"
@@ -25,8 +25,9 @@ DBT_EXECUTABLE = (
 )
 """The venv's dbt, found without relying on PATH (``.venv/bin`` is rarely on it under make or Dagster)."""
 
-DBT_POOL = LAKE_WRITER_POOL
-"""dbt runs take the lake writers' pool: they would otherwise collide with landing commits."""
+DBT_POOL = POOLS.transform
+"""dbt's pool: the lake writers' on a SQLite catalog (its commits would collide with landing's), its own
+on Postgres (``defs/concurrency.py``)."""
 
 
 class ManifestMissingError(PlatformError):
