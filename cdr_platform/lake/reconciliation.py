@@ -50,6 +50,8 @@ JUDGED_INGESTED = "reconciliation_judged_ingested_us"
 because raw-layer writers take turns (the Dagster pool): none commits rows stamped earlier later."""
 DEFAULT_LOOKBACK = timedelta(hours=6)
 SOURCE = "reconciliation"
+# Every bound on commit_position (UBIGINT) is cast to UBIGINT: compared with a BIGINT parameter, the
+# column is cast instead and DuckLake reads every file of the index, not only those past the bound.
 
 
 @dataclass(frozen=True)
@@ -112,8 +114,8 @@ def _append_index(con: duckdb.DuckDBPyConnection, frame: pd.DataFrame, position:
         con.execute(
             "INSERT INTO meta.eventstore_usage_index SELECT CAST(n.event_id AS UUID), n.event_type, "
             "n.occurred_at, n.commit_position, n.recorded_at FROM indexed n ANTI JOIN ("
-            "SELECT commit_position FROM meta.eventstore_usage_index WHERE commit_position >= ?"
-            ") i ON i.commit_position = n.commit_position",
+            "SELECT commit_position FROM meta.eventstore_usage_index "
+            "WHERE commit_position >= CAST(? AS UBIGINT)) i ON i.commit_position = n.commit_position",
             [int(frame["commit_position"].min())],  # positions only grow: older entries cannot match
         )
     finally:
@@ -174,7 +176,7 @@ def changed_hours(
     rows = con.execute(
         """
         SELECT DISTINCT date_trunc('hour', occurred_at) FROM meta.eventstore_usage_index
-        WHERE commit_position > ? AND occurred_at IS NOT NULL
+        WHERE commit_position > CAST(? AS UBIGINT) AND occurred_at IS NOT NULL
         UNION
         SELECT DISTINCT date_trunc('hour', occurred_at) FROM raw.usage_events WHERE ingested_at > ?
         """,
@@ -192,7 +194,7 @@ def _save_judged(con: duckdb.DuckDBPyConnection, settled_before: datetime) -> No
     row = con.execute(
         """
         SELECT coalesce(min(commit_position) FILTER (WHERE recorded_at >= ?) - 1, max(commit_position))
-        FROM meta.eventstore_usage_index WHERE commit_position > coalesce(?, 0)
+        FROM meta.eventstore_usage_index WHERE commit_position > CAST(coalesce(?, 0) AS UBIGINT)
         """,
         [settled_before, load_eventstore_checkpoint(con, JUDGED_POSITION)],
     ).fetchone()
@@ -242,7 +244,7 @@ def reconcile_usage_events(
             {index_sql}
             UNION ALL
             SELECT event_id, occurred_at, commit_position, recorded_at FROM meta.eventstore_usage_index
-            WHERE occurred_at IS NULL AND commit_position > ?
+            WHERE occurred_at IS NULL AND commit_position > CAST(? AS UBIGINT)
         ), landed AS ({raw_sql})
         SELECT date_trunc('hour', i.occurred_at) AS hour, count(*) AS in_eventstore,
                count(u.event_id) AS landed,
