@@ -35,6 +35,10 @@ MAX_JSON_DEPTH = 32
 MAX_INTEGER_DIGITS = 4300
 """Longest integer literal the diagnosing path reads (Python's default ``int`` conversion limit)."""
 
+_validate_event_json = ANY_EVENT_ADAPTER.validator.validate_json
+"""pydantic-core's own validator: ``TypeAdapter.validate_json`` only checks its keyword options before
+calling it, which costs a sixth of the fast path (defaults here are the adapter's defaults)."""
+
 _WRONG_TYPE_ERRORS = frozenset(
     {
         "string_type",
@@ -76,7 +80,7 @@ def parse_event(raw: bytes | str, *, max_bytes: int = MAX_EVENT_BYTES) -> Event 
     if len(data) > max_bytes:
         return Rejection(RejectionReason.OVERSIZE, f"record is {len(data)} bytes, the limit is {max_bytes}")
     try:
-        return ANY_EVENT_ADAPTER.validate_json(data)
+        return _validate_event_json(data)
     except ValidationError:
         return _parse_with_diagnosis(data)
 

@@ -111,9 +111,8 @@ def parse_record(data: bytes, parse: Parser = parse_event) -> EventRow | Rejecti
             _check_storable("rejection", [("detail", parsed.detail), ("event_type", parsed.event_type)])
             return parsed
         row = parsed.to_row()
-        if not (parse is parse_event and _ascii_without_escapes(data)) and not "".join(
-            [value for value in row if isinstance(value, str)]
-        ).isascii():
+        plain = parse is parse_event and _ascii_without_escapes(data)
+        if not plain and not "".join([value for value in row if isinstance(value, str)]).isascii():
             _check_storable("event", zip(EventRow._fields, row, strict=True))  # ASCII text always is
         return row
     except Exception as exc:
