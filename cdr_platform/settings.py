@@ -162,6 +162,12 @@ class Settings(BaseSettings):
         description="DuckLake catalog: 'sqlite:<path>' locally, 'postgres:<libpq dsn>' in production.",
     )
     lake_data_path: str = Field(default="", description="DuckLake data files: a folder or an s3:// prefix.")
+    analyst_lake_catalog: str = Field(
+        default="",
+        description="The catalog analysts' `cdr-platform sql` sessions attach (production: a Postgres DSN "
+        "as a role made by lake/catalog_roles.py, which reads the mart schemas only); empty: lake_catalog. "
+        "Their S3 reads use the AWS default credential chain: give analysts read-only credentials.",
+    )
     kinesis_shard_groups: int = Field(
         default=4,
         description="Concurrent Kinesis landing runs on a Postgres catalog, each owning the shards of one "

@@ -44,7 +44,7 @@ def _sql(args: argparse.Namespace) -> int:
         print(analyst_attach_sql(settings))
         return 0
     role = Role(args.role)
-    con = open_marts_session(settings)
+    con = open_marts_session(settings, role)
     try:
         if args.command_text is not None:
             write_csv(con, args.command_text, sys.stdout, role)

@@ -49,15 +49,21 @@ def _build_first(settings: Settings) -> str:
     )
 
 
-def open_marts_session(settings: Settings) -> duckdb.DuckDBPyConnection:
+def open_marts_session(settings: Settings, role: Role = Role.ANALYST) -> duckdb.DuckDBPyConnection:
     """A read-only connection with the lake attached, ``lake.marts`` as the default schema, no
     external access and a locked configuration (so no statement can turn external access back on).
+
+    An analyst session attaches ``analyst_lake_catalog`` when it is set (production: a catalog role
+    that sees the mart schemas only, ``lake/catalog_roles.py``), so the catalog itself refuses what
+    the statement check would; its S3 reads use whatever credentials the analyst's AWS chain holds.
 
     The lock holds for every role; what a role may name is checked per statement by ``run_checked``.
     Raises ``MartsNotBuiltError`` before any dbt build: no local catalog yet (checked first, so that
     opening it read-only creates nothing), or a lake without the marts schema.
     """
     catalog = settings.resolved_lake_catalog
+    if role is Role.ANALYST and settings.analyst_lake_catalog:
+        catalog = settings.analyst_lake_catalog
     if catalog.startswith("sqlite:") and not Path(catalog.removeprefix("sqlite:")).is_file():
         raise MartsNotBuiltError(
             f"no lake at {catalog.removeprefix('sqlite:')}, so no marts to query: {_build_first(settings)}"
@@ -89,8 +95,9 @@ def run_checked(
 
 def analyst_attach_sql(settings: Settings) -> str:
     """What to paste into the DuckDB CLI or a notebook (after ``LOAD ducklake``)."""
+    catalog = settings.analyst_lake_catalog or settings.resolved_lake_catalog
     return (
-        f"{attach_sql(settings.resolved_lake_catalog, settings.resolved_lake_data_path, read_only=True)};\n"
+        f"{attach_sql(catalog, settings.resolved_lake_data_path, read_only=True)};\n"
         f"USE {LAKE_ALIAS}.{DEFAULT_SCHEMA};"
     )
 
