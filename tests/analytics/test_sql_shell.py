@@ -196,7 +196,7 @@ def test_platform_role_reads_every_layer_read_only_and_no_file(
     assert (code, out) == (0, f"imsi\n{IMSI}\n")
     assert _sql(capsys, "--role", "platform", "-c", "SELECT count(*) AS n FROM meta.raw_writer")[:2] == (
         0,
-        "n\n0\n",
+        "n\n1\n",  # the one writer claim's row (lake/claims.py)
     )
     for sql, refusal in [
         ("INSERT INTO fct_members VALUES ('m-2', 1)", "read-only"),
