@@ -319,15 +319,16 @@ def ceiling(count: int = 100_000) -> Ceiling:
         con.execute("SET threads = 1")  # one core, as the figure says (DuckDB's threads count in CPU time)
 
         def land() -> None:
-            records = [
-                SourceRecord(u.data, f"{a}/{j}")
-                for a, agg in enumerate(aggregates)
-                for j, u in enumerate(deaggregate(agg.partition_key, agg.data))
-            ]
-            landed = 0
-            for i in range(0, len(records), 10_000):
-                batch = LandingBatch("bench", records[i : i + 10_000])
-                landed += land_batch(con, batch, dedupe_window=WINDOW).landed
+            """Page by page, as a Kinesis reader lands each GetRecords page (~10,000 events each)."""
+            landed, page = 0, []
+            for a, agg in enumerate(aggregates):
+                page += [
+                    SourceRecord(u.data, f"{a}/{j}")
+                    for j, u in enumerate(deaggregate(agg.partition_key, agg.data))
+                ]
+                if len(page) >= 10_000 or a == len(aggregates) - 1:
+                    landed += land_batch(con, LandingBatch("bench", page), dedupe_window=WINDOW).landed
+                    page = []
             assert landed == count, f"landed {landed} of {count}"
 
         landed_wall, landed_cpu = _rates(count, land)
