@@ -3,7 +3,7 @@
 It shows today's KPIs beside the same time last week, today's calls hour by hour against last
 week's, the cells with the worst dropped-call rate today, and the as-of time up to which every source
 is complete. It reads the marts only (``rpt_exec_kpis_intraday``, ``rpt_exec_kpis_hourly``,
-``rpt_exec_source_watermarks``, ``fct_cell_kpis_hourly``) through a read-only lake session, so it
+``rpt_exec_as_of``, ``fct_cell_kpis_hourly``) through a read-only lake session, so it
 never writes and never blocks landing or dbt. The exec marts are views that read the raw layer at
 query time, so each refresh (every ``refresh_s`` seconds, in the browser) shows what landed a moment
 ago, without dbt runs.
@@ -103,9 +103,7 @@ def read_dashboard(con: duckdb.DuckDBPyConnection) -> DashboardData:
             ]
         except duckdb.CatalogException:
             cells = None  # the network marts are built on the automation's cadence; not yet
-    bounding = con.execute(
-        "SELECT count(*) FILTER (WHERE bounds_as_of) FROM rpt_exec_source_watermarks"
-    ).fetchone()
+    bounding = con.execute("SELECT bounding_sources FROM rpt_exec_as_of").fetchone()
     return DashboardData(as_of, kpis, hours, cells, int(bounding[0]) if bounding else 0)
 
 

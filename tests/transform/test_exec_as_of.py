@@ -128,7 +128,8 @@ class ExecLake:
 
     def dbt_run(self, name: str) -> None:
         target = self.root / name
-        args = ["run", "--select", "+rpt_exec_kpis_intraday +rpt_exec_kpis_hourly"]
+        reports = "+rpt_exec_kpis_intraday +rpt_exec_kpis_hourly +rpt_exec_source_watermarks"
+        args = ["run", "--select", reports]
         invocation = dbt_cli(dbt_project()).cli(args, target_path=target, raise_on_error=False).wait()
         results = json.loads((target / "run_results.json").read_text())["results"]
         assert invocation.is_successful(), [r["message"] for r in results if r["status"] != "success"]

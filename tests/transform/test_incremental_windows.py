@@ -158,11 +158,6 @@ def test_incremental_run_reads_only_its_windows(incremental: SentinelLakes) -> N
     incremental.assert_equal_marts(MARTS)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="issue 13 (in progress): rpt_exec_source_watermarks reads all of raw.usage_events at build "
-    "time (its run_query for the scan's lower bound has no bound itself); remove this marker once it passes",
-)
 def test_exec_reports_read_only_today_and_the_same_day_last_week(incremental: SentinelLakes) -> None:
     _dbt_run_on(incremental.sentinel, incremental.root / "sentinel" / "target-exec", "--select", EXEC)
     incremental.assert_equal_marts(EXEC_REPORTS)

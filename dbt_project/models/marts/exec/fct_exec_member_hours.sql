@@ -2,7 +2,9 @@
     attempted, answered and dropped, and revenue. Only hours that ended before the as-of time
     ({{ doc('as_of') }}) are written, so a row never misses events still in flight; the view
     `rpt_exec_kpis_intraday` adds everything after the last written hour from the raw layer at query
-    time. Whole hours from the lookback on are recomputed each run (delete+insert on hour_start). -#}
+    time. Whole hours from the lookback on are recomputed each run (delete+insert on hour_start).
+    The as-of time is computed here from the same macro as `rpt_exec_source_watermarks`, whose scan
+    starts where this model's closed hours end (so that view depends on this model, not the reverse). -#}
 {{
     config(
         materialized='incremental',
@@ -13,6 +15,13 @@
 }}
 
 {%- set since = lookback_start() %}
+{%- if var('as_of') %}
+    {%- set as_of = "timestamptz '" ~ var('as_of') ~ "'" %}
+{%- else %}
+    {#- The floor of the watermark scan: where the hours closed by the previous run end. -#}
+    {%- set floor = "(select max(hour_start) + interval 1 hour from " ~ this ~ ")" if is_incremental() else "null::timestamptz" %}
+    {%- set as_of = "(select min(complete_through) filter (where bounds_as_of) from (" ~ exec_source_watermarks(floor, bounding_only=true) ~ "))" %}
+{%- endif %}
 
 select
     date_trunc('hour', events.occurred_at) as hour_start,
@@ -25,5 +34,5 @@ select
     max(events.occurred_at) as last_event_at
 from {{ ref('fct_exec_activity_events') }} as events
 where events.occurred_at >= date_trunc('hour', {{ since }})
-    and events.occurred_at < (select date_trunc('hour', as_of) from {{ ref('rpt_exec_as_of') }})
+    and events.occurred_at < date_trunc('hour', {{ as_of }})
 group by all

@@ -3,11 +3,20 @@
     `rpt_exec_kpis_intraday`. Feeds the chart on the executives' dashboard and in Dagster. -#}
 {{ config(materialized='view') }}
 
-with hours as (
+with rows as materialized (
+    -- Each row carries its span's as-of time (one read of the view, one as-of computation).
+    select * from {{ ref('rpt_exec_window_member_hours') }}
+),
+
+windows as (
+    select max(today_start) as today_start, max(as_of) as as_of from rows
+),
+
+hours as (
     select
         cast(h as integer) as hour_of_day,
         windows.today_start + to_hours(cast(h as integer)) as hour_start
-    from {{ ref('rpt_exec_windows') }} as windows, range(0, 24) as t(h)
+    from windows, range(0, 24) as t(h)
     where windows.today_start + to_hours(cast(h as integer)) <= windows.as_of
 ),
 
@@ -20,7 +29,8 @@ per_hour as (
         coalesce(sum(charge_micros) filter (where period = 'today'), 0) as revenue_micros_today,
         coalesce(sum(charge_micros) filter (where period = 'same_time_last_week'), 0)
             as revenue_micros_same_time_last_week
-    from {{ ref('rpt_exec_window_member_hours') }}
+    from rows
+    where hour_of_day is not null
     group by hour_of_day
 )
 

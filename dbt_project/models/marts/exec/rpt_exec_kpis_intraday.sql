@@ -3,23 +3,25 @@
     the rest from the raw layer at query time, so it is fresh within seconds without dbt runs. -#}
 {{ config(materialized='view') }}
 
-with periods as (
-    select 'today' as period
-    union all
-    select 'same_time_last_week'
-),
-
-per_window as (
+with per_window as materialized (
+    -- Both spans are always present in `rpt_exec_window_member_hours`, each row with its as-of time.
     select
-        periods.period,
+        rows.period,
         count(distinct rows.member_id) filter (where rows.is_active) as active_members,
         coalesce(sum(rows.call_attempts), 0) as calls,
         coalesce(sum(rows.answered_calls), 0) as answered_calls,
         coalesce(sum(rows.dropped_calls), 0) as dropped_calls,
-        coalesce(sum(rows.charge_micros), 0) as revenue_micros
-    from periods
-    left join {{ ref('rpt_exec_window_member_hours') }} as rows on rows.period = periods.period
-    group by periods.period
+        coalesce(sum(rows.charge_micros), 0) as revenue_micros,
+        max(rows.as_of) as as_of,
+        max(rows.today_start) as today_start,
+        max(rows.last_week_as_of) as last_week_as_of
+    from {{ ref('rpt_exec_window_member_hours') }} as rows
+    group by rows.period
+),
+
+windows as (
+    select max(as_of) as as_of, max(today_start) as today_start, max(last_week_as_of) as last_week_as_of
+    from per_window
 ),
 
 kpis as (
@@ -60,6 +62,6 @@ select
         "max(kpis.value) filter (where kpis.period = 'same_time_last_week')"
     ) }} as change_ratio
 from kpis
-cross join {{ ref('rpt_exec_windows') }} as windows
+cross join windows
 group by all
 order by kpis.kpi_order
