@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Self
 
-from dagster import DagsterEventType, DagsterRun, Field, Int, Noneable, StringSource
+from dagster import DagsterEventType, DagsterInstance, DagsterRun, Field, Int, Noneable, StringSource
 from dagster import _check as check
 from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLauncher, WorkerStatus
 from dagster._grpc.types import ExecuteRunArgs
@@ -81,8 +81,11 @@ class WarmWorkers:
     process that launches runs (the daemon); a worker whose stdin closes exits unused.
     """
 
-    def __init__(self, module: str, size: int, watched: list[Path], python: str = sys.executable) -> None:
+    def __init__(
+        self, module: str, instance_ref: str, size: int, watched: list[Path], python: str = sys.executable
+    ) -> None:
         self.module = module
+        self.instance_ref = instance_ref
         self.size = size
         self.watched = watched
         self.python = python
@@ -94,6 +97,9 @@ class WarmWorkers:
         process = subprocess.Popen(
             [self.python, "-m", WORKER_MODULE, self.module], stdin=subprocess.PIPE, text=True
         )
+        assert process.stdin is not None
+        process.stdin.write(self.instance_ref + "\n")  # the worker opens the instance while it waits
+        process.stdin.flush()
         return _Worker(process, time.time())
 
     def fill(self) -> None:
@@ -146,8 +152,12 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         self._inst_data = inst_data
         root = _project_root(preload_module)
         watched = [root / path for path in (watch or [preload_module.split(".")[0]])]
-        self.workers = WarmWorkers(preload_module, warm_workers, watched)
+        self.workers = WarmWorkers(preload_module, "", warm_workers, watched)
         super().__init__()
+
+    def register_instance(self, instance: DagsterInstance) -> None:
+        super().register_instance(instance)
+        self.workers.instance_ref = serialize_value(instance.get_ref())
         if _launches_queued_runs():
             self.workers.fill()  # warm before the first run, not during it
 
@@ -171,17 +181,18 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         run = context.dagster_run
         origin = check.not_none(run.job_code_origin, "a run to launch names its code origin")
         python = origin.executable_path or sys.executable
-        if python != self.workers.python:  # another interpreter: a fresh worker of that one
-            process = WarmWorkers(self.workers.module, 0, [], python).take()
-        else:
-            process = self.workers.take()
+        # Another interpreter than the warm workers': a fresh worker of that one.
+        process = self._cold_worker(python) if python != self.workers.python else self.workers.take()
         args = ExecuteRunArgs(job_origin=origin, run_id=run.run_id, instance_ref=self._instance.get_ref())
         try:
             _hand_over(process, serialize_value(args))
         except BrokenPipeError:  # the worker died while waiting (killed, out of memory): a fresh one
-            process = WarmWorkers(self.workers.module, 0, [], python).take()
+            process = self._cold_worker(python)
             _hand_over(process, serialize_value(args))
         self._instance.add_run_tags(run.run_id, {WORKER_PID_TAG: str(process.pid)})
+
+    def _cold_worker(self, python: str) -> subprocess.Popen[str]:
+        return WarmWorkers(self.workers.module, self.workers.instance_ref, 0, [], python).take()
 
     def terminate(self, run_id: str) -> bool:
         run = self._instance.get_run_by_id(run_id)

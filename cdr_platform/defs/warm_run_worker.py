@@ -1,12 +1,14 @@
 """A run worker that has loaded the code location before its run is known.
 
-``python -m cdr_platform.defs.warm_run_worker <module>`` imports ``<module>`` (a code location),
-builds its repository and jobs, then waits for one line on stdin: a serialized
-``ExecuteRunArgs``. It then does exactly what ``dagster api execute_run`` does with it, in this
-process. Loading the location is most of a run's start (about 8 s of CPU on these machines);
-``LocalRunLauncher`` keeps such a worker ready so a launched run skips it. A worker serves one
-run and exits; an empty stdin (the launcher's process ended, or the worker was discarded) ends it
-without doing anything.
+``python -m cdr_platform.defs.warm_run_worker <module>`` reads the instance's serialized
+``InstanceRef`` from its first stdin line, imports ``<module>`` (a code location), builds its
+repository and jobs, and goes once through the paths a run takes (loading the location from its
+code pointer, opening the instance's storage), so their imports are done. It then waits for the
+second line: a serialized ``ExecuteRunArgs``, and does exactly what ``dagster api execute_run``
+does with it, in this process. Loading the location is most of a run's start (about 8 s of CPU
+on these machines); ``LocalRunLauncher`` keeps such a worker ready so a launched run skips it. A
+worker serves one run and exits; an empty stdin (the launcher's process ended, or the worker was
+discarded) ends it without doing anything.
 """
 
 from __future__ import annotations
@@ -18,13 +20,22 @@ import traceback
 from dagster import Definitions
 
 
-def preload(module_name: str) -> None:
-    """Import the code location and resolve its jobs; a failure is kept for the run to report."""
+def preload(module_name: str, instance_ref: str) -> None:
+    """Load the code location and everything a run imports before its first step."""
+    import dagster._cli.api  # noqa: F401  (the run's entry point and the execution machinery)
+    from dagster import DagsterInstance
+    from dagster._core.definitions.reconstruct import ReconstructableRepository
+    from dagster._core.instance import InstanceRef
+    from dagster._serdes import deserialize_value
+
     module = importlib.import_module(module_name)
-    for value in vars(module).values():
+    for name, value in vars(module).items():
         if isinstance(value, Definitions):
-            repository = value.get_repository_def()
-            repository.get_all_jobs()
+            value.get_repository_def().get_all_jobs()
+            # The run reconstructs its job from a code pointer: the same path, now cached.
+            ReconstructableRepository.for_module(module_name, name).get_definition()
+    with DagsterInstance.from_ref(deserialize_value(instance_ref, InstanceRef)) as instance:
+        instance.get_run_records(limit=1)  # run and event storage imported and migrated-checked
 
 
 def serve_one_run(line: str) -> int:
@@ -57,8 +68,11 @@ def serve_one_run(line: str) -> int:
 
 def main(argv: list[str]) -> int:
     module_name = argv[1]
+    instance_ref = sys.stdin.readline()
+    if not instance_ref.strip():
+        return 0
     try:
-        preload(module_name)
+        preload(module_name, instance_ref)
     except Exception:
         # Not fatal here: the run's own load below fails again and reports it on the run.
         traceback.print_exc()

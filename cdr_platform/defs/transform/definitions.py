@@ -1,9 +1,9 @@
 """dbt in Dagster: the models as assets (dbt tests as checks), the exposures that read them, the
-schedules, and the automation sensor."""
-
-import json
+schedules, and the automation sensor. The manifest is read once: ``validate_manifest`` caches it
+for ``@dbt_assets``."""
 
 from dagster import AssetSelection, AutomationConditionSensorDefinition, DefaultSensorStatus, Definitions
+from dagster_dbt.dbt_manifest import validate_manifest
 
 from cdr_platform.defs.transform.assets import build_dbt_assets
 from cdr_platform.defs.transform.exposures import exposure_specs
@@ -26,7 +26,7 @@ marts_automation_sensor = AutomationConditionSensorDefinition(
 )
 
 defs = Definitions(
-    assets=[cdr_dbt_models, *exposure_specs(json.loads(project.manifest_path.read_text()))],
+    assets=[cdr_dbt_models, *exposure_specs(validate_manifest(project.manifest_path))],
     jobs=[reprocess_dead_letter_job],
     schedules=[daily_dbt_build_schedule(cdr_dbt_models), dead_letter_schedule],
     sensors=[marts_automation_sensor],
