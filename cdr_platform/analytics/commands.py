@@ -57,6 +57,25 @@ def _sql(args: argparse.Namespace) -> int:
         con.close()
 
 
+def _grant_analysts(args: argparse.Namespace) -> int:
+    from cdr_platform.lake.catalog_roles import grant_marts_reader
+
+    catalog = load_settings().resolved_lake_catalog
+    if not catalog.startswith("postgres:"):
+        print(
+            "error: analysts' catalog roles need a Postgres catalog (CDR_LAKE_CATALOG=postgres:...)",
+            file=sys.stderr,
+        )
+        return 1
+    owner = catalog.removeprefix("postgres:")
+    grant_marts_reader(owner, args.role, ["main", "marts"])
+    analyst = (
+        " ".join(p for p in owner.split() if not p.startswith(("user=", "password="))) + f" user={args.role}"
+    )
+    print(f"CDR_ANALYST_LAKE_CATALOG='postgres:{analyst}'")
+    return 0
+
+
 def _dashboard(args: argparse.Namespace) -> int:
     from cdr_platform.analytics.dashboard import serve
 
@@ -64,7 +83,7 @@ def _dashboard(args: argparse.Namespace) -> int:
 
 
 def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    """Register ``owners``, ``sql`` and ``dashboard`` on the top-level subparsers of ``cdr-platform``."""
+    """Register ``owners``, ``sql``, ``grant-analysts`` and ``dashboard`` on ``cdr-platform``'s subparsers."""
     owners = commands.add_parser(
         "owners",
         help="list every asset with its owners, group, upstream and downstream",
@@ -93,6 +112,15 @@ def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # typ
         help="print the ATTACH statement for the DuckDB CLI or notebooks",
     )
     sql.set_defaults(handler=_sql)
+
+    grant = commands.add_parser(
+        "grant-analysts",
+        help="create or update the Postgres catalog role analysts' sql sessions use (marts only)",
+        description="Run as the catalog's owner (CDR_LAKE_CATALOG). Prints the CDR_ANALYST_LAKE_CATALOG "
+        "for analysts' sessions; give them S3 credentials that read the marts' prefix only.",
+    )
+    grant.add_argument("--role", default="cdr_analyst", help="the Postgres role (default cdr_analyst)")
+    grant.set_defaults(handler=_grant_analysts)
 
     from cdr_platform.analytics.dashboard import DEFAULT_PORT, DEFAULT_REFRESH_S
 

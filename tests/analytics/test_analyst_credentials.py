@@ -11,7 +11,6 @@ import pytest
 from cdr_platform.cli import main
 from cdr_platform.devstack import postgres
 from cdr_platform.devstack.stack import Devstack
-from cdr_platform.lake.catalog_roles import grant_marts_reader
 from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from tests.iam_object_store import iam_object_store
@@ -50,11 +49,14 @@ def test_analyst_credentials_read_the_marts_and_refuse_raw_and_writes(
             "SELECT data_file FROM ducklake_list_files('lake', 'member_events', schema => 'raw')"
         ).fetchone()[0]
         writer.close()
-        grant_marts_reader(owner_dsn, ROLE, ["main", "marts"])
+        monkeypatch.setenv("CDR_LAKE_CATALOG", f"postgres:{owner_dsn}")
+        assert main(["grant-analysts", "--role", ROLE]) == 0
+        assert capsys.readouterr().out == f"CDR_ANALYST_LAKE_CATALOG='postgres:{analyst_dsn}'\n"
+        assert main(["grant-analysts", "--role", ROLE]) == 0  # idempotent
+        capsys.readouterr()
 
         for key, value in store.reader.environment(store.endpoint).items():
             monkeypatch.setenv(key, value)
-        monkeypatch.setenv("CDR_LAKE_CATALOG", f"postgres:{owner_dsn}")
         monkeypatch.setenv("CDR_LAKE_DATA_PATH", data_path)
         monkeypatch.setenv("CDR_ANALYST_LAKE_CATALOG", f"postgres:{analyst_dsn}")
         assert main(["sql", "-c", "SELECT count(*) AS n FROM fct_members"]) == 0
