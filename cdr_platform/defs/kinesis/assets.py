@@ -37,7 +37,8 @@ class KinesisLandingConfig(Config):
     max_rounds: int = 200
     shard_group: int = 0
     shard_groups: int = 1
-    """The run lands the shards of group ``shard_group`` of ``shard_groups`` (``shard_group``); 1: all."""
+    """The run lands the shards of group ``shard_group`` of ``shard_groups`` (placed by
+    ``lake.kinesis_landing.shard_group``, listed when the run starts); with 1 group, every shard."""
 
 
 @asset(
