@@ -371,7 +371,11 @@ class Settings(BaseSettings):
     @property
     def relay_checkpoint_path(self) -> Path:
         """Where ``cdr-platform relay`` keeps its checkpoint by default (its ``--checkpoint`` overrides)."""
-        return self.data_dir / "relay" / f"{self.usage_stream}.checkpoint.json"
+        return self.relay_checkpoint_for(self.usage_stream)
+
+    def relay_checkpoint_for(self, stream: str) -> Path:
+        """The relay's default checkpoint when it publishes to ``stream``."""
+        return self.data_dir / "relay" / f"{stream}.checkpoint.json"
 
     @property
     def devstack_dir(self) -> Path:

@@ -34,23 +34,11 @@ from dagster._core.launcher import CheckRunHealthResult, LaunchRunContext, RunLa
 from dagster._grpc.types import ExecuteRunArgs
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, serialize_value
 
+from cdr_platform.processes import pid_alive
+
 WORKER_PID_TAG = "cdr/run_worker_pid"
 WORKER_MODULE = "cdr_platform.defs.warm_run_worker"
 CODE_LOCATION = "cdr_platform.definitions"
-
-
-def process_alive(pid: int) -> bool:
-    """True while a process with this PID exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return True
 
 
 def newest_change(paths: Iterable[Path]) -> float:
@@ -199,7 +187,7 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         if run is None or run.is_finished:
             return False
         pid = self.run_worker_pid(run)
-        if pid is None or not process_alive(pid):
+        if pid is None or not pid_alive(pid):
             return False
         self._instance.report_run_canceling(run)
         os.kill(pid, signal.SIGINT)  # Dagster's interrupt handling ends the run as cancelled
@@ -228,7 +216,7 @@ class LocalRunLauncher(RunLauncher, ConfigurableClass):
         pid = self.run_worker_pid(run)
         if pid is None:
             return CheckRunHealthResult(WorkerStatus.UNKNOWN, "the run worker has not reported its PID yet")
-        if process_alive(pid):
+        if pid_alive(pid):
             return CheckRunHealthResult(WorkerStatus.RUNNING, run_worker_id=str(pid))
         return CheckRunHealthResult(
             WorkerStatus.FAILED,

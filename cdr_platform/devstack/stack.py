@@ -38,6 +38,7 @@ from cdr_platform.devstack.kinesis_local import (
     wait_until_serving,
 )
 from cdr_platform.devstack.ports import free_port, is_listening, loopback_bind_host, wait_for_port
+from cdr_platform.processes import pid_alive
 
 START_DEADLINE_S = 60.0
 Profile = Literal["embedded", "production"]
@@ -53,21 +54,6 @@ class ServiceState:
 def _host_port(url: str, default_port: int) -> tuple[str, int]:
     parsed = urlparse(url)
     return parsed.hostname or "127.0.0.1", parsed.port or default_port
-
-
-def pid_alive(pid: int) -> bool:
-    """True while a process with this PID exists and is not a zombie."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True
-    return stat.rsplit(")", 1)[1].split()[0] != "Z"
 
 
 @dataclass(frozen=True)

@@ -277,7 +277,7 @@ def run_relay(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stderr)
     settings = load_settings()
     stream = args.stream or settings.usage_stream
-    checkpoint = args.checkpoint or settings.data_dir / "relay" / f"{stream}.checkpoint.json"
+    checkpoint = args.checkpoint or settings.relay_checkpoint_for(stream)
     faults = FaultConfig(**_picked(args, "rfault_"))
     try:
         config = RelayConfig(

@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from esdbclient import EventStoreDBClient, NewEvent, StreamState
 
-from cdr_platform.devstack.stack import pid_alive
 from cdr_platform.devtools.stack import devstack_for
+from cdr_platform.processes import pid_alive
 from cdr_platform.sources.kinesis_client import kinesis_client
 from tests.conftest import local_settings
 

@@ -15,8 +15,8 @@ import pytest
 pytestmark = pytest.mark.unit
 
 PACKAGE = Path(__file__).resolve().parents[2] / "cdr_platform"
-SHARED = {"errors", "settings"}
-"""Plain modules every layer may use: the base error and the typed settings."""
+SHARED = {"errors", "settings", "processes"}
+"""Plain modules every layer may use: the base error, the typed settings, process facts."""
 
 ALLOWED: dict[str, set[str]] = {
     "events": set(),
@@ -25,10 +25,11 @@ ALLOWED: dict[str, set[str]] = {
     "defs": {"events", "sources", "lake"} | SHARED,
     "simulator": {"events", "sources"} | SHARED,
     "analytics": {"lake", "definitions"} | SHARED,
-    "devstack": {"errors"},
+    "devstack": {"errors", "processes"},
     "devtools": {"events", "sources", "lake", "simulator", "devstack", "definitions"} | SHARED,
     "settings": {"events"},
     "errors": set(),
+    "processes": set(),
     "definitions": {"defs"} | SHARED,
     "cli": {"analytics", "simulator", "devtools", "lake", "sources"} | SHARED,
 }
