@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -48,6 +49,12 @@ def pytest_configure(config: pytest.Config) -> None:
     pytest unwinds as on Ctrl-C, so fixtures tear down; meanwhile the fixtures' endpoints and the
     tests' subprocesses are ended, and if a test swallowed the signal the run exits all the same.
     """
+    # A shell starts a background job with SIGINT and SIGQUIT ignored, and every process inherits
+    # that: the commands the tests signal would then ignore the Ctrl-C under test (the product keeps
+    # an inherited SIG_IGN on purpose). The suite runs as from a terminal however it was launched.
+    for signum in (signal.SIGINT, signal.SIGQUIT):
+        if signal.getsignal(signum) is signal.SIG_IGN:
+            signal.signal(signum, signal.default_int_handler if signum == signal.SIGINT else signal.SIG_DFL)
     config.stash[_CLEAN_STOP] = CleanStop("pytest", exit_on_stop=False).__enter__()
 
 
