@@ -109,6 +109,13 @@ def test_a_killed_landing_run_frees_its_slot_and_the_next_run_lands_everything(
         def landed() -> int:
             if not Path(settings.resolved_lake_catalog.removeprefix("sqlite:")).exists():
                 return 0
+            # The killed worker may have created the catalog before its schema committed.
+            exists = (
+                "SELECT count(*) FROM duckdb_tables() "
+                "WHERE schema_name = 'raw' AND table_name = 'usage_events'"
+            )
+            if not _query(settings, exists)[0][0]:
+                return 0
             return _query(settings, "SELECT count(*) FROM raw.usage_events")[0][0]
 
         _wait_for(f"all {EVENTS} events landed after the kill", LANDED_WITHIN_S, lambda: landed() >= EVENTS)
