@@ -123,7 +123,7 @@ def test_relay_lag_fails_while_the_relay_is_behind_or_dead_and_passes_once_caugh
     assert evaluation.asset_check_key == RELAY_LAG
     assert observation.metadata["relay_events_behind"].value == 60
     assert observation.metadata["relay_checkpoint_found"].value is False
-    assert observation.metadata["relay_seconds_behind"].value > 1
+    assert observation.metadata["relay_seconds_behind"].value >= 1  # rounded to 0.1 s: 1.04 s shows as 1.0
 
     # The check, executed on its own as a run, agrees.
     checks = Definitions(assets=[usage_stream], asset_checks=[relay_lag], resources=resources)
