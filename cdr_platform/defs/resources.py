@@ -105,13 +105,19 @@ class LakeResource(ConfigurableResource):
             con.close()
 
     @contextmanager
-    def dbt_environment(self) -> Iterator[None]:
-        """This lake's location where profiles.yml and the dbt plugin read it, for the ``with`` block.
+    def dbt_environment(self, full_tests: bool = False) -> Iterator[None]:
+        """This lake's location where profiles.yml and the dbt plugin read it, for the ``with`` block,
+        and which rows dbt's data tests read: the recent window, or every row with ``full_tests``
+        (``DBT_CDR_TESTS``, see ``dbt_project/macros/test_window.sql``).
 
         dbt runs as a subprocess that inherits the environment; the previous values come back on
         exit, so an in-process run (the demo, tests) leaves the environment as it found it.
         """
-        values = {"CDR_LAKE_CATALOG": self.catalog, "CDR_LAKE_DATA_PATH": self.data_path}
+        values = {
+            "CDR_LAKE_CATALOG": self.catalog,
+            "CDR_LAKE_DATA_PATH": self.data_path,
+            "DBT_CDR_TESTS": "full" if full_tests else "window",
+        }
         previous = {key: os.environ.get(key) for key in values}
         os.environ.update(values)
         try:

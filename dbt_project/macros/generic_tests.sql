@@ -11,3 +11,10 @@ having count(*) > 1
 {% test expression_is_true(model, expression, column_name=none) %}
 select * from {{ model }} where not ({{ expression }})
 {% endtest %}
+
+{#- Fails when `column_name` holds more than one distinct value (one operator currency, say). -#}
+{% test has_one_value(model, column_name) %}
+select count(distinct {{ column_name }}) as distinct_values
+from {{ model }}
+having count(distinct {{ column_name }}) > 1
+{% endtest %}

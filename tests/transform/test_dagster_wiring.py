@@ -73,6 +73,8 @@ def test_daily_build_schedule(defs: Definitions) -> None:
     (schedule,) = [s for s in schedules.values() if s.job_name == "dbt_daily_build"]
     assert schedule.cron_schedule == "0 3 * * *"
     assert schedule.default_status == DefaultScheduleStatus.RUNNING
+    run_config = defs.resolve_job_def("dbt_daily_build").run_config or {}
+    assert run_config["ops"]["cdr_dbt_models"]["config"]["full_tests"] is True  # tests every row
 
 
 def test_exec_kpis_carry_a_chart_and_models_their_columns(built_lake: BuiltLake) -> None:

@@ -15,6 +15,7 @@ events (a few per member, not per call), see ``int_member_lifecycles_summarised`
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections import defaultdict
 from collections.abc import Iterator
@@ -43,6 +44,7 @@ MARTS = ["fct_calls", "fct_cell_kpis_hourly", "fct_member_daily_usage", "fct_rev
          "fct_engagement_daily", "dim_cells", "dim_members", "rpt_churn_features"]  # fmt: skip
 EXEC_REPORTS = ["rpt_exec_kpis_intraday", "rpt_exec_kpis_hourly"]
 EXEC = "path:models/marts/exec"
+MISSING_FILE = r"(?i)no such file|not found|cannot open|failed to open"
 
 
 @dataclass
@@ -133,7 +135,7 @@ def lakes(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SentinelLakes]:
 def test_sentinel_bites_a_reader_of_the_whole_history(lakes: SentinelLakes) -> None:
     con = connect_lake(*lakes.sentinel, read_only=True)
     try:  # a count alone is answered from the catalog's metadata, so read the payloads
-        with pytest.raises(duckdb.Error, match=r"(?i)no such file|not found|cannot open|failed to open"):
+        with pytest.raises(duckdb.Error, match=MISSING_FILE):
             con.execute("SELECT sum(hash(payload::varchar)) FROM raw.usage_events").fetchall()
     finally:
         con.close()
@@ -161,3 +163,54 @@ def test_incremental_run_reads_only_its_windows(incremental: SentinelLakes) -> N
 def test_exec_reports_read_only_today_and_the_same_day_last_week(incremental: SentinelLakes) -> None:
     _dbt_run_on(incremental.sentinel, incremental.root / "sentinel" / "target-exec", "--select", EXEC)
     incremental.assert_equal_marts(EXEC_REPORTS)
+
+
+def _dbt_test_on(lake: tuple[str, str], target: Path, tests: str, *args: str) -> list[dict[str, object]]:
+    """``dbt test`` on ``lake`` with ``DBT_CDR_TESTS`` set to ``tests``; returns the failed results."""
+    with pytest.MonkeyPatch.context() as monkeypatch:
+        monkeypatch.setenv("CDR_LAKE_CATALOG", lake[0])
+        monkeypatch.setenv("CDR_LAKE_DATA_PATH", lake[1])
+        monkeypatch.setenv("DBT_CDR_TESTS", tests)
+        dbt_cli(dbt_project()).cli(["test", *args], target_path=target, raise_on_error=False).wait()
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    assert results, "dbt test ran no test"
+    return [r for r in results if r["status"] != "pass"]
+
+
+SOURCE_TESTS = "source:raw.usage_events"
+
+
+def test_incremental_tests_read_only_the_recent_window(incremental: SentinelLakes) -> None:
+    """The data tests of an incremental build read the lookback window (48 h before the latest
+    event): on the sentinel lake they all pass; every row (``DBT_CDR_TESTS=full``) meets the moved files."""
+    target = incremental.root / "sentinel" / "target-tests"
+    failed = _dbt_test_on(incremental.sentinel, target, "window", "--exclude", EXEC)
+    assert not failed, [(r["unique_id"], r.get("message")) for r in failed]
+    failed = _dbt_test_on(incremental.sentinel, target, "full", "--select", SOURCE_TESTS)
+    assert failed and all(re.search(MISSING_FILE, str(r.get("message"))) for r in failed), failed
+
+
+def test_windowed_tests_catch_a_recent_bad_row_and_the_full_tests_an_old_one(lakes: SentinelLakes) -> None:
+    """A row the source's accepted_values refuses, in the window and then before it (control lake,
+    the row removed after)."""
+    target = lakes.root / "control" / "target-tests"
+    con = connect_lake(*lakes.control)
+
+    def bad_row_at(occurred_at: str) -> None:
+        con.execute("DELETE FROM raw.usage_events WHERE event_type = 'not_an_event_type'")
+        con.execute(
+            "INSERT INTO raw.usage_events SELECT * REPLACE (uuid() AS event_id, 'not_an_event_type' AS"
+            f" event_type, timestamptz '{occurred_at}' AS occurred_at) FROM raw.usage_events LIMIT 1"
+        )
+
+    try:
+        bad_row_at((AS_OF - timedelta(hours=1)).isoformat())
+        (failed,) = _dbt_test_on(lakes.control, target, "window", "--select", SOURCE_TESTS)
+        assert "accepted_values" in str(failed["unique_id"])
+        bad_row_at((AS_OF - timedelta(days=5)).isoformat())
+        assert not _dbt_test_on(lakes.control, target, "window", "--select", SOURCE_TESTS)
+        (failed,) = _dbt_test_on(lakes.control, target, "full", "--select", SOURCE_TESTS)
+        assert "accepted_values" in str(failed["unique_id"])
+    finally:
+        con.execute("DELETE FROM raw.usage_events WHERE event_type = 'not_an_event_type'")
+        con.close()

@@ -31,9 +31,11 @@ COUNTED = ("table", "incremental")
 
 
 class DbtBuildConfig(Config):
-    """``full_refresh`` rebuilds incremental models from the whole raw history."""
+    """``full_refresh`` rebuilds incremental models from the whole raw history; ``full_tests`` runs
+    every data test on every row (the daily build), where a run otherwise tests the recent window."""
 
     full_refresh: bool = False
+    full_tests: bool = False
 
 
 def exec_kpi_metadata(lake: LakeResource) -> dict[str, Any]:
@@ -124,7 +126,8 @@ def build_dbt_assets(project: DbtProject) -> Any:
         context: AssetExecutionContext, dbt: DbtCliResource, lake: LakeResource, config: DbtBuildConfig
     ) -> Iterator[Any]:
         args = ["build", *(["--full-refresh"] if config.full_refresh else [])]
-        with lake.dbt_environment():  # profiles.yml and the dbt plugin find this run's lake here
+        # profiles.yml and the dbt plugin find this run's lake here, and the tests their window
+        with lake.dbt_environment(full_tests=config.full_tests or config.full_refresh):
             rows = RowCounter(lake, context.log)
             try:
                 for event in dbt.cli(args, context=context).stream().fetch_column_metadata():

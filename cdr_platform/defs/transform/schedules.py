@@ -1,9 +1,9 @@
 """Schedules that run by default: the daily full build, and the dead letter's hourly re-processing.
 
-Automation updates the marts when raw data lands; the daily full build rebuilds every model and
-runs every dbt test whatever automation did during the day. ``raw/dead_letter`` has no upstream
-change to react to (landing runs write it), so a schedule builds it: each run re-processes the
-open dead letters and records how many rows it holds.
+Automation updates the marts when raw data lands, testing the recent window; the daily full build
+rebuilds every model and runs every dbt test on every row whatever automation did during the day.
+``raw/dead_letter`` has no upstream change to react to (landing runs write it), so a schedule
+builds it: each run re-processes the open dead letters and records how many rows it holds.
 """
 
 from typing import Any
@@ -13,11 +13,14 @@ from dagster import (
     AssetsDefinition,
     AssetSelection,
     DefaultScheduleStatus,
+    RunConfig,
     ScheduleDefinition,
     define_asset_job,
     in_process_executor,
 )
 from dagster_dbt import build_schedule_from_dbt_selection
+
+from cdr_platform.defs.transform.assets import DbtBuildConfig
 
 DAILY_BUILD_CRON = "0 3 * * *"
 DEAD_LETTER_CRON = "50 * * * *"
@@ -33,6 +36,7 @@ def daily_dbt_build_schedule(dbt_models: AssetsDefinition) -> ScheduleDefinition
         dbt_select="fqn:*",
         execution_timezone="UTC",
         tags={"cdr/dbt": "daily_build"},
+        config=RunConfig(ops={"cdr_dbt_models": DbtBuildConfig(full_tests=True)}),
         default_status=DefaultScheduleStatus.RUNNING,
     )
     return schedule
