@@ -164,22 +164,34 @@ def load_dashboard(url: str, every_s: float, stop: threading.Event, seconds: lis
         stop.wait(max(0.0, every_s - (time.time() - started)))
 
 
-def start_dashboard(settings: Settings, port: int) -> subprocess.Popen[bytes]:
+def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Popen[bytes]:
+    """``cdr-platform dashboard`` on ``port``, its request log in ``log`` (a pipe nobody drains
+    would fill up and stall the server)."""
     command = [sys.executable, "-m", "cdr_platform.cli", "dashboard", "--port", str(port)]
-    process = subprocess.Popen(
-        command, env=lake_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
-    )
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(command, env=lake_env(settings), stdout=subprocess.DEVNULL, stderr=stderr)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the dashboard exited: {process.stderr.read().decode()[-500:]}")
+            raise RuntimeError(f"the dashboard exited: {log.read_text(errors='replace')[-500:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
                 return process
         except (urllib.error.URLError, ConnectionError, TimeoutError):
             time.sleep(0.5)
-    process.kill()
+    stop_dashboard(process)
     raise RuntimeError("the dashboard did not start within 180 s")
+
+
+def stop_dashboard(process: subprocess.Popen[bytes]) -> None:
+    """Terminate, then kill what did not stop within 20 s: results never wait on the dashboard."""
+    process.terminate()
+    try:
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        print("the dashboard did not stop on SIGTERM within 20 s: killed", file=sys.stderr)
+        process.kill()
+        process.wait(timeout=20)
 
 
 def exec_latencies(events: list[tuple[float, float, float]], queries: list[ExecQuery]) -> list[float]:
@@ -268,7 +280,7 @@ def main() -> None:
                     automation.start()
                     threads.append(automation)
                     port = free_port()
-                    dashboard = start_dashboard(settings, port)
+                    dashboard = start_dashboard(settings, port, Path(tmp) / "dashboard.log")
                     land_for(5)  # settle after the build and the dashboard start
                     # A and B alternate, so both see the same machine load and the same lake size.
                     for _ in range(args.rounds):
@@ -299,8 +311,7 @@ def main() -> None:
                     stop.set()
                     stop_readers.set()  # the current round's readers, if a failure interrupted it
                     if dashboard is not None:
-                        dashboard.terminate()
-                        dashboard.wait(timeout=20)
+                        stop_dashboard(dashboard)
             for thread in threads:
                 thread.join(timeout=180)
             producer.close()
