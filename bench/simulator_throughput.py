@@ -79,7 +79,7 @@ def event_store(log: Path) -> Iterator[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--members", type=int, default=1000)
+    parser.add_argument("--members", type=int, default=3000)
     parser.add_argument("--days", type=float, default=1.0)
     parser.add_argument("--workers", type=int, default=8)
     parser.add_argument("--streams-per-call", type=int, default=STREAMS_PER_CALL)
