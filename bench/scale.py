@@ -267,7 +267,7 @@ def measure(size: int, traffic: Traffic, build_batch: int, with_dbt: bool) -> di
                 result["first_dbt_s"] = dbt_build(Path(tmp), "run")[0]
                 land_all(con, itertools.islice(stream, traffic.hour), 5000)
                 result["dbt_s"], result["dbt_nodes"] = dbt_build(Path(tmp))
-                result["query_s"] = timed(lambda: con.execute(REVENUE_LAST_7_DAYS).fetchall(), repeat=5)
+                result["query_s"] = timed(lambda: con.execute(REVENUE_LAST_7_DAYS).fetchall(), repeat=21)
         con.close()
         return result
 
