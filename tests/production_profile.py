@@ -7,7 +7,6 @@ process environment is restored after the test).
 
 from __future__ import annotations
 
-import os
 import shutil
 import tempfile
 import uuid
@@ -64,5 +63,4 @@ def new_production_lake(stack: Devstack, monkeypatch: pytest.MonkeyPatch) -> Pro
     environment["CDR_LAKE_DATA_PATH"] = f"s3://{stack.config.lake_bucket}/{name}/"
     for key, value in environment.items():
         monkeypatch.setenv(key, value)
-    assert os.environ["CDR_LAKE_CATALOG"] == environment["CDR_LAKE_CATALOG"]
     return ProductionLake(environment["CDR_LAKE_CATALOG"], environment["CDR_LAKE_DATA_PATH"], environment)

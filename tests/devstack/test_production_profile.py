@@ -136,7 +136,7 @@ def test_the_production_dagster_yaml_loads_with_postgres_ecs_and_s3_logs(
     try:
         assert isinstance(instance.run_storage, PostgresRunStorage)
         assert isinstance(instance.compute_log_manager, S3ComputeLogManager)
-        assert instance.get_runs() is not None  # the storage answers (Postgres over loopback)
+        instance.get_runs(limit=1)  # raises unless the storage answers (Postgres over loopback)
         assert isinstance(instance.run_launcher, EcsRunLauncher)
         assert instance.run_launcher.use_current_ecs_task_config
     finally:
