@@ -33,6 +33,7 @@ import argparse
 import bisect
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -172,6 +173,9 @@ def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Pope
     """``cdr-platform dashboard`` on ``port``, its request log in ``log`` (a pipe nobody drains
     would fill up and stall the server)."""
     command = [sys.executable, "-m", "cdr_platform.cli", "dashboard", "--port", str(port)]
+    # Dagster's in-process runs map SIGTERM to SIGINT's handler, which is SIG_IGN in a background job:
+    # a child would inherit SIGTERM ignored, so it starts with the default disposition.
+    previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     with log.open("wb") as stderr:
         process = subprocess.Popen(  # no terminal stdin: a background job reading it would be stopped
             command,
@@ -180,6 +184,7 @@ def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Pope
             stdout=subprocess.DEVNULL,
             stderr=stderr,
         )
+    signal.signal(signal.SIGTERM, previous)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
