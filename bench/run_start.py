@@ -10,7 +10,8 @@ a dbt run to release the SQLite catalog's single writer) and launch (``RUN_START
 ``RUN_START``: the launcher hands the run to a worker, which starts it). Two phases, the same runs in each:
 
 - idle: ``--runs`` runs of the member landing job, one after the other (each when the previous
-  one has ended, as the landing sensors request them);
+  one has ended, as the landing sensors request them), once the start-up runs (the automation's
+  first builds) have ended and nothing has run for 15 s;
 - loaded (the baseline's peer): the same, while the other processes of ``make dev`` run, a live
   simulation (``--members`` at 60x, after a day of history), the relay and the dashboard. The runs
   the sensors and the automation request meanwhile are reported too.
@@ -94,6 +95,22 @@ def wait_no_run_in_flight(instance: DagsterInstance, job: str) -> None:
         time.sleep(0.5)
 
 
+def wait_start_up_runs(instance: DagsterInstance, quiet_s: float = 15.0) -> float:
+    """Wait until no run of any job has been queued or in progress for ``quiet_s``: idle means nothing
+    else runs (at start the automation builds what is missing, holding the SQLite catalog's writer).
+    Returns the seconds waited."""
+    in_flight = [s for s in DagsterRunStatus if s not in TERMINAL]
+    started = time.monotonic()
+    quiet_since = started
+    while time.monotonic() - quiet_since < quiet_s:
+        if time.monotonic() - started > RUN_DEADLINE_S:
+            raise TimeoutError(f"runs kept going for {RUN_DEADLINE_S:.0f}s after start-up")
+        if instance.get_run_records(RunsFilter(statuses=in_flight), limit=1):
+            quiet_since = time.monotonic()
+        time.sleep(0.5)
+    return time.monotonic() - started
+
+
 def phase(dev: DagsterDev, instance: DagsterInstance, name: str, runs: int) -> list[Sample]:
     samples = []
     for index in range(runs):
@@ -154,6 +171,8 @@ def main() -> int:
                 print(f"dagster dev up in {time.monotonic() - started:.0f}s ({dev.url}, log {dev.log})")
                 instance = DagsterInstance.from_config(str(settings.dagster_home))
                 try:
+                    settled = wait_start_up_runs(instance)
+                    print(f"start-up runs (the automation's first builds) ended after {settled:.0f}s")
                     idle = phase(dev, instance, "idle", args.runs)
                     traffic = start_traffic(env, data, args.members)
                     window_start = time.time()
