@@ -79,7 +79,9 @@ def _grant_analysts(args: argparse.Namespace) -> int:
 def _dashboard(args: argparse.Namespace) -> int:
     from cdr_platform.analytics.dashboard import serve
 
-    return serve(load_settings(), host=args.host, port=args.port, refresh_s=args.refresh_seconds)
+    return serve(
+        load_settings(), host=args.host, port=args.port, refresh_s=args.refresh_seconds, wait=args.wait
+    )
 
 
 def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
@@ -136,5 +138,10 @@ def add_analytics_commands(commands: argparse._SubParsersAction) -> None:  # typ
         type=float,
         default=DEFAULT_REFRESH_S,
         help=f"how often the page re-reads the marts (default {DEFAULT_REFRESH_S:g})",
+    )
+    dashboard.add_argument(
+        "--wait",
+        action="store_true",
+        help="serve before the marts are built: the page says what it waits for until they are",
     )
     dashboard.set_defaults(handler=_dashboard)

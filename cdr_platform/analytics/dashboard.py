@@ -22,7 +22,7 @@ from typing import Any
 
 import duckdb
 
-from cdr_platform.analytics.sql_shell import open_marts_session
+from cdr_platform.analytics.sql_shell import MartsNotBuiltError, open_marts_session
 from cdr_platform.settings import Settings
 
 DEFAULT_PORT = 8050
@@ -256,6 +256,23 @@ def render(data: DashboardData) -> Any:
     )
 
 
+def body(reader: MartsReader) -> Any:
+    """The page's figures, or, until the exec marts are built, what the page is waiting for."""
+    from dash import html
+
+    try:
+        return render(reader.read())
+    except (MartsNotBuiltError, duckdb.CatalogException) as exc:
+        reader.close()  # the next read opens a session that sees what was built since
+        return html.Div(
+            [
+                html.P("Waiting for the first build of the executives' marts; this page shows them then."),
+                html.Pre(str(exc).splitlines()[0], style={"whiteSpace": "pre-wrap", "color": "#666"}),
+            ],
+            id="waiting",
+        )
+
+
 def build_app(reader: MartsReader, refresh_s: float = DEFAULT_REFRESH_S) -> Any:
     """The Dash app: the body is computed on every page load and again every ``refresh_s`` seconds."""
     from dash import Dash, Input, Output, dcc, html
@@ -267,7 +284,7 @@ def build_app(reader: MartsReader, refresh_s: float = DEFAULT_REFRESH_S) -> Any:
             [
                 html.H2("Executives' view: today so far against the same time last week"),
                 dcc.Interval(id="refresh", interval=int(refresh_s * 1000)),
-                html.Div(render(reader.read()), id="body"),
+                html.Div(body(reader), id="body"),
             ],
             style={"fontFamily": "system-ui, sans-serif", "margin": "24px", "maxWidth": "1100px"},
         )
@@ -276,7 +293,7 @@ def build_app(reader: MartsReader, refresh_s: float = DEFAULT_REFRESH_S) -> Any:
 
     @app.callback(Output("body", "children"), Input("refresh", "n_intervals"), prevent_initial_call=True)
     def refresh(_: int) -> Any:
-        return render(reader.read())
+        return body(reader)
 
     return app
 
@@ -286,10 +303,14 @@ def serve(
     host: str = "127.0.0.1",
     port: int = DEFAULT_PORT,
     refresh_s: float = DEFAULT_REFRESH_S,
+    wait: bool = False,
 ) -> int:
-    """Serve the dashboard until interrupted; reads the marts only."""
+    """Serve the dashboard until interrupted; reads the marts only. Without ``wait`` it fails at start
+    when the marts are not built (the message says what to build first); with it, it serves at once
+    and the page says what it waits for until they are (``make dev`` starts it so)."""
     reader = MartsReader(settings)
-    reader.read()  # fail now, with the message that says what to build first, not in the browser
+    if not wait:
+        reader.read()
     app = build_app(reader, refresh_s)
     print(f"executives' dashboard: http://{host}:{port}  (refreshes every {refresh_s:g} s)", flush=True)
     try:

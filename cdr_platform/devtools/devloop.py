@@ -90,7 +90,7 @@ def run_dev(
         print(
             f"simulation, relay and dashboard supervised: restarted with backoff if one dies (logs in {logs})"
         )
-        dashboard = [*cli, "dashboard", "--port", str(dashboard_port)]
+        dashboard = [*cli, "dashboard", "--port", str(dashboard_port), "--wait"]
         supervisor.add(Child("dashboard", dashboard, logs / "dashboard.log"))
         supervisor.start_watching()
         print(

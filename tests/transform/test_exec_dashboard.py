@@ -25,10 +25,15 @@ import pytest
 from cdr_platform.analytics.dashboard import (
     MIN_ANSWERED_FOR_CELL,
     WORST_CELLS,
+    MartsReader,
+    body,
     format_as_of,
     format_change,
     format_value,
 )
+from cdr_platform.lake.connection import LAKE_ALIAS, connect_lake
+from cdr_platform.lake.schema import ensure_schema
+from cdr_platform.settings import load_settings
 from tests.transform.conftest import BuiltLake
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -179,3 +184,36 @@ def test_the_page_shows_the_marts_numbers(built_lake: BuiltLake, dashboard_url: 
     for text, cell in zip(shown, cells.itertuples(), strict=True):
         assert text.startswith(cell.cell_id) and f"{int(cell.dropped):,d}" in text, (text, cell)
     assert f"cell-{len(cells) + 1}" not in texts
+
+
+def _waiting_text(reader: MartsReader) -> str | None:
+    """The waiting notice of the page body, or None when the body shows figures."""
+    component = body(reader)
+    if getattr(component, "id", None) != "waiting":
+        return None
+    return " ".join(str(child.children) for child in component.children)
+
+
+def test_a_waiting_dashboard_says_what_it_waits_for_until_the_marts_are_built(
+    built_lake: BuiltLake, tmp_path: Path
+) -> None:
+    """``--wait`` (how ``make dev`` starts it): before any lake, then a lake without marts, the page
+    says what it waits for, reading again on each refresh; a reader of a built lake shows figures."""
+    settings = load_settings(environ={"CDR_DATA_DIR": str(tmp_path)})
+    reader = MartsReader(settings)
+    waiting = _waiting_text(reader)
+    assert waiting is not None and "no lake at" in waiting
+    con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path)
+    ensure_schema(con)  # the raw layer exists, no dbt build yet
+    waiting = _waiting_text(reader)
+    assert waiting is not None and "no marts yet" in waiting
+    con.execute(
+        f"CREATE SCHEMA IF NOT EXISTS {LAKE_ALIAS}.marts"
+    )  # the build has begun, the exec views not yet
+    waiting = _waiting_text(reader)
+    assert waiting is not None and "rpt_exec" in waiting
+    con.close()
+    built = MartsReader(built_lake.settings)
+    assert _waiting_text(built) is None
+    built.close()
+    reader.close()
