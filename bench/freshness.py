@@ -176,15 +176,17 @@ def start_dashboard(settings: Settings, port: int, log: Path) -> subprocess.Pope
     # Dagster's in-process runs map SIGTERM to SIGINT's handler, which is SIG_IGN in a background job:
     # a child would inherit SIGTERM ignored, so it starts with the default disposition.
     previous = signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    with log.open("wb") as stderr:
-        process = subprocess.Popen(  # no terminal stdin: a background job reading it would be stopped
-            command,
-            env=lake_env(settings),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
-    signal.signal(signal.SIGTERM, previous)
+    try:
+        with log.open("wb") as stderr:
+            process = subprocess.Popen(  # no terminal stdin: a background job reading it would be stopped
+                command,
+                env=lake_env(settings),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if process.poll() is not None:
@@ -223,11 +225,13 @@ def exec_latencies(events: list[tuple[float, float, float]], queries: list[ExecQ
 
 
 def simulated_start(hour: str) -> datetime:
-    """Now, or ``hour`` o'clock UTC yesterday (a past day, so no event time runs ahead of the clock)."""
+    """Now, or ``hour`` o'clock UTC yesterday (the day before when that is less than 12 h ago), so no
+    event time runs ahead of the clock."""
     now = datetime.now(UTC)
     if hour == "now":
         return now
-    return (now - timedelta(days=1)).replace(hour=int(hour), minute=0, second=0, microsecond=0)
+    start = (now - timedelta(days=1)).replace(hour=int(hour), minute=0, second=0, microsecond=0)
+    return start if now - start >= timedelta(hours=12) else start - timedelta(days=1)  # 12 h at 60x: 12 min
 
 
 def free_port() -> int:

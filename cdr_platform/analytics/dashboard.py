@@ -266,7 +266,10 @@ def body(reader: MartsReader) -> Any:
         reader.close()  # the next read opens a session that sees what was built since
         return html.Div(
             [
-                html.P("Waiting for the first build of the executives' marts; this page shows them then."),
+                html.P(
+                    "Waiting for the executives' marts (not built yet, or being rebuilt);"
+                    " this page shows them then."
+                ),
                 html.Pre(str(exc).splitlines()[0], style={"whiteSpace": "pre-wrap", "color": "#666"}),
             ],
             id="waiting",
