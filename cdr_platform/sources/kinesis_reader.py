@@ -9,10 +9,15 @@ Rules this reader keeps (they are how Kinesis behaves, on AWS and in kinesis-loc
 - Shard iterators expire after five minutes, so they are never stored: positions are sequence
   numbers (56-digit strings, compared as integers), and a read starts AFTER_SEQUENCE_NUMBER.
 - ProvisionedThroughputExceeded is retried with exponential backoff and full jitter.
+- A stored position the shard no longer knows (the endpoint lost records it had acknowledged, as
+  kinesis-local does when killed between two saves of its state) restarts that shard from
+  TRIM_HORIZON, with a warning: landing keeps every event once whatever is read again, and
+  reconciliation against EventStoreDB repairs what the endpoint lost.
 """
 
 from __future__ import annotations
 
+import logging
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -24,6 +29,8 @@ from botocore.exceptions import ClientError
 from cdr_platform.errors import PlatformError
 
 THROTTLED = {"ProvisionedThroughputExceededException", "LimitExceededException"}
+UNKNOWN_POSITION = {"ResourceNotFoundException", "InvalidArgumentException"}
+log = logging.getLogger(__name__)
 
 
 class KinesisReadError(PlatformError):
@@ -133,13 +140,36 @@ def sequence_after(a: str | None, b: str | None) -> bool:
     return b is None or int(a) > int(b)
 
 
-def _iterator(client: Any, stream_name: str, shard_id: str, after: str | None) -> str:
+def shard_iterator(client: Any, stream_name: str, shard_id: str, after: str | None) -> tuple[str, str | None]:
+    """An iterator after ``after`` (None: from TRIM_HORIZON), and the position it really starts
+    after: None when the shard no longer knows ``after`` and the read restarts from its beginning."""
     kwargs: dict[str, Any] = {"StreamName": stream_name, "ShardId": shard_id}
     if after is None:
-        kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-    else:
-        kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=after)
-    return call_with_backoff(client.get_shard_iterator, **kwargs)["ShardIterator"]
+        return call_with_backoff(client.get_shard_iterator, ShardIteratorType="TRIM_HORIZON", **kwargs)[
+            "ShardIterator"
+        ], None
+    try:
+        response = call_with_backoff(
+            client.get_shard_iterator,
+            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+            StartingSequenceNumber=after,
+            **kwargs,
+        )
+        return response["ShardIterator"], after
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        if error.get("Code") not in UNKNOWN_POSITION or "SequenceNumber" not in error.get("Message", ""):
+            raise
+    log.warning(
+        "%s/%s no longer holds the landed position %s (the endpoint lost records): reading it again "
+        "from TRIM_HORIZON; landing keeps each event once, reconciliation repairs what was lost",
+        stream_name,
+        shard_id,
+        after,
+    )
+    return call_with_backoff(client.get_shard_iterator, ShardIteratorType="TRIM_HORIZON", **kwargs)[
+        "ShardIterator"
+    ], None
 
 
 def read_shard_page(
@@ -161,9 +191,9 @@ def read_shard_page(
     several empty calls; ``max_calls`` bounds one page. Sequence numbers must rise within a shard
     (compared as integers); anything else is an error, never a silent skip.
     """
-    iterator: str | None = _iterator(client, stream_name, shard_id, after)
+    iterator: str | None
+    iterator, last = shard_iterator(client, stream_name, shard_id, after)
     records: list[KinesisRecord] = []
-    last = after
     behind = 0
     size = 0
     for _ in range(max_calls):
@@ -205,6 +235,6 @@ def shard_has_news(client: Any, stream_name: str, shard: Shard, position: ShardP
     if shard.ending_sequence is not None:
         return not (position and position.ended)
     landed = position.sequence_number if position else None
-    iterator = _iterator(client, stream_name, shard.shard_id, landed)
+    iterator, _ = shard_iterator(client, stream_name, shard.shard_id, landed)
     page = call_with_backoff(client.get_records, ShardIterator=iterator, Limit=1)
     return bool(page["Records"]) or int(page.get("MillisBehindLatest", 0)) > 0

@@ -20,7 +20,7 @@ from esdbclient import EventStoreDBClient
 from esdbclient.exceptions import EventStoreDBClientException
 
 from cdr_platform.sources.eventstore_reader import EventStoreReadError, type_filter
-from cdr_platform.sources.kinesis_reader import Shard, ShardPosition, call_with_backoff
+from cdr_platform.sources.kinesis_reader import Shard, ShardPosition, call_with_backoff, shard_iterator
 from cdr_platform.sources.relay import read_checkpoint
 
 
@@ -111,14 +111,9 @@ def measure_shard_lag(
     """One GetRecords call of at most one record after the landed position of the shard."""
     landed = position.sequence_number if position else None
     ended = bool(position and position.ended)
-    kwargs: dict[str, Any] = {"StreamName": stream_name, "ShardId": shard.shard_id}
-    if landed is None:
-        kwargs["ShardIteratorType"] = "TRIM_HORIZON"
-    else:
-        kwargs.update(ShardIteratorType="AFTER_SEQUENCE_NUMBER", StartingSequenceNumber=landed)
     next_sequence, age_ms, behind = None, 0, 0
     if not ended:
-        iterator = call_with_backoff(client.get_shard_iterator, **kwargs)["ShardIterator"]
+        iterator, _ = shard_iterator(client, stream_name, shard.shard_id, landed)
         page = call_with_backoff(client.get_records, ShardIterator=iterator, Limit=1)
         behind = int(page.get("MillisBehindLatest", 0))
         if page["Records"]:
