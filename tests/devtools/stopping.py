@@ -45,16 +45,22 @@ class Command:
 
     @classmethod
     def start(cls, argv: list[str], env: dict[str, str], stderr_path: Path) -> Command:
-        with stderr_path.open("w") as stderr:
-            process = subprocess.Popen(
-                argv,
-                cwd=PROJECT_ROOT,
-                env=env,
-                stdout=subprocess.PIPE,
-                stderr=stderr,
-                text=True,
-                start_new_session=True,
-            )
+        # The command starts with SIGHUP's default disposition even when the suite runs under nohup
+        # (an ignored signal is inherited): the tests send it SIGHUP as a closed terminal would.
+        previous = signal.signal(signal.SIGHUP, signal.SIG_DFL)
+        try:
+            with stderr_path.open("w") as stderr:
+                process = subprocess.Popen(
+                    argv,
+                    cwd=PROJECT_ROOT,
+                    env=env,
+                    stdout=subprocess.PIPE,
+                    stderr=stderr,
+                    text=True,
+                    start_new_session=True,
+                )
+        finally:
+            signal.signal(signal.SIGHUP, previous)
         command = cls(process, stderr_path)
         threading.Thread(target=command._read, daemon=True).start()
         return command
