@@ -144,32 +144,28 @@ def shard_iterator(client: Any, stream_name: str, shard_id: str, after: str | No
     """An iterator after ``after`` (None: from TRIM_HORIZON), and the position it really starts
     after: None when the shard no longer knows ``after`` and the read restarts from its beginning."""
     kwargs: dict[str, Any] = {"StreamName": stream_name, "ShardId": shard_id}
-    if after is None:
-        return call_with_backoff(client.get_shard_iterator, ShardIteratorType="TRIM_HORIZON", **kwargs)[
-            "ShardIterator"
-        ], None
-    try:
-        response = call_with_backoff(
-            client.get_shard_iterator,
-            ShardIteratorType="AFTER_SEQUENCE_NUMBER",
-            StartingSequenceNumber=after,
-            **kwargs,
+    if after is not None:
+        try:
+            response = call_with_backoff(
+                client.get_shard_iterator,
+                ShardIteratorType="AFTER_SEQUENCE_NUMBER",
+                StartingSequenceNumber=after,
+                **kwargs,
+            )
+            return response["ShardIterator"], after
+        except ClientError as exc:
+            error = exc.response.get("Error", {})
+            if error.get("Code") not in UNKNOWN_POSITION or "SequenceNumber" not in error.get("Message", ""):
+                raise
+        log.warning(
+            "%s/%s no longer holds the landed position %s (the endpoint lost records): reading it again "
+            "from TRIM_HORIZON; landing keeps each event once, reconciliation repairs what was lost",
+            stream_name,
+            shard_id,
+            after,
         )
-        return response["ShardIterator"], after
-    except ClientError as exc:
-        error = exc.response.get("Error", {})
-        if error.get("Code") not in UNKNOWN_POSITION or "SequenceNumber" not in error.get("Message", ""):
-            raise
-    log.warning(
-        "%s/%s no longer holds the landed position %s (the endpoint lost records): reading it again "
-        "from TRIM_HORIZON; landing keeps each event once, reconciliation repairs what was lost",
-        stream_name,
-        shard_id,
-        after,
-    )
-    return call_with_backoff(client.get_shard_iterator, ShardIteratorType="TRIM_HORIZON", **kwargs)[
-        "ShardIterator"
-    ], None
+    response = call_with_backoff(client.get_shard_iterator, ShardIteratorType="TRIM_HORIZON", **kwargs)
+    return response["ShardIterator"], None
 
 
 def read_shard_page(
