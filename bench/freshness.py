@@ -67,6 +67,7 @@ from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.sources.kinesis_client import kinesis_client
 from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
 from cdr_platform.sources.relay import Relay, RelayConfig
+from cdr_platform.sources.relay_heartbeat import decode_heartbeat
 from tests.conftest import local_settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -85,6 +86,8 @@ def kinesis_arrivals(client, stream: str) -> pd.DataFrame:
         while True:
             page = read_shard_page(client, stream, shard.shard_id, after, max_records=1_000)
             for record in page.records:
+                if decode_heartbeat(record.partition_key, record.data) is not None:
+                    continue
                 for user in deaggregate(record.partition_key, record.data):
                     rows.append((json.loads(user.data)["event_id"], record.arrival_ms / 1000))
             if not page.records:

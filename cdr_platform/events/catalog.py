@@ -177,3 +177,8 @@ MEMBER_EVENT_TYPES: frozenset[str] = frozenset(
 
 USAGE_EVENT_TYPES: frozenset[str] = frozenset(EVENT_CLASSES) - MEMBER_EVENT_TYPES
 """Calls, SMS, data, rating, refusals, plan fees and top-ups: the events that travel through Kinesis."""
+
+OPENING_EVENT_TYPES: frozenset[str] = frozenset({"call_attempted", "sms_submitted", "topup_completed"})
+"""Events stamped when their transaction starts (or instantaneous ones), so their time is the producer's
+clock: what the executives' landed watermark follows (dbt macro ``exec_source_watermarks`` lists the
+same types). Completions (call ends, data sessions, rating) can lie far past it."""

@@ -2,9 +2,10 @@
 
 Each round reads one page from every shard that may be read now (lineage order: children only
 after all their parents ended) and lands all pages and the new shard positions in one DuckLake
-transaction. Rounds repeat until no shard has anything new or the page budget is spent. The
-positions come from the warehouse, never from a sensor cursor, so a crash anywhere re-reads
-exactly what did not commit.
+transaction; a shard's position carries the latest relay heartbeat read from it
+(``sources/relay_heartbeat``), which lands no row. Rounds repeat until no shard has anything new or
+the page budget is spent. The positions come from the warehouse, never from a sensor cursor, so a
+crash anywhere re-reads exactly what did not commit.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any
 
 import duckdb
@@ -33,6 +35,7 @@ from cdr_platform.sources.kinesis_reader import (
     read_shard_page,
     readable_shards,
 )
+from cdr_platform.sources.relay_heartbeat import decode_heartbeat
 
 SOURCE = "kinesis"
 
@@ -72,12 +75,28 @@ def shard_group(shard: Shard, groups: int) -> int:
 
 
 def page_to_records(page: ShardPage) -> list[SourceRecord]:
-    """De-aggregate a page; each event's position is ``shard/sequence/sub-index``."""
+    """De-aggregate a page, relay heartbeats left out; an event's position is ``shard/sequence/sub-index``."""
     out = []
     for record in page.records:
+        if decode_heartbeat(record.partition_key, record.data) is not None:
+            continue
         for index, user in enumerate(deaggregate(record.partition_key, record.data)):
             out.append(SourceRecord(user.data, f"{page.shard_id}/{record.sequence_number}/{index}"))
     return out
+
+
+def published_through(page: ShardPage, before: datetime | None) -> datetime | None:
+    """The latest relay heartbeat time on the page, or ``before`` (the shard's so far) if later or none."""
+    times = [before] if before is not None else []
+    for record in page.records:
+        heartbeat = decode_heartbeat(record.partition_key, record.data)
+        if heartbeat is not None:
+            times.append(heartbeat.published_through)
+    return max(times, default=None)
+
+
+def _published(checkpoint: ShardCheckpoint | None) -> datetime | None:
+    return checkpoint.published_through if checkpoint is not None else None
 
 
 def land_kinesis_stream(
@@ -124,7 +143,14 @@ def land_kinesis_stream(
             SOURCE,
             records,
             shard_checkpoints=[
-                ShardCheckpoint(stream_name, p.shard_id, p.last_sequence, p.ended) for p in pages
+                ShardCheckpoint(
+                    stream_name,
+                    p.shard_id,
+                    p.last_sequence,
+                    p.ended,
+                    published_through(p, _published(checkpoints.get(p.shard_id))),
+                )
+                for p in pages
             ],
         )
         if before_commit is not None:

@@ -65,6 +65,8 @@ class ShardCheckpoint:
     shard_id: str
     sequence_number: str | None
     shard_ended: bool = False
+    published_through: datetime | None = None
+    """The latest relay heartbeat's time read from the shard so far (``sources/relay_heartbeat``)."""
 
 
 @dataclass(frozen=True)
@@ -310,13 +312,16 @@ def _save_checkpoints(con: duckdb.DuckDBPyConnection, batch: LandingBatch, now: 
     row per shard, and lake maintenance prunes the superseded ones."""
     for checkpoint in batch.shard_checkpoints:
         con.execute(
-            "INSERT INTO meta.kinesis_checkpoints VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO meta.kinesis_checkpoints "
+            "(stream_name, shard_id, sequence_number, shard_ended, updated_at, published_through) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
             [
                 checkpoint.stream_name,
                 checkpoint.shard_id,
                 checkpoint.sequence_number,
                 checkpoint.shard_ended,
                 now,
+                checkpoint.published_through,
             ],
         )
     if batch.eventstore_checkpoint is not None:
@@ -392,12 +397,16 @@ def load_shard_checkpoints(con: duckdb.DuckDBPyConnection, stream_name: str) -> 
     """The landed position of every shard of a stream, as committed with the rows (its latest row)."""
     rows = con.execute(
         """
-        SELECT shard_id, arg_max_null(sequence_number, updated_at), bool_or(shard_ended)
+        SELECT shard_id, arg_max_null(sequence_number, updated_at), bool_or(shard_ended),
+               max(published_through)
         FROM meta.kinesis_checkpoints WHERE stream_name = ? GROUP BY shard_id
         """,
         [stream_name],
     ).fetchall()
-    return {shard: ShardCheckpoint(stream_name, shard, seq, ended) for shard, seq, ended in rows}
+    return {
+        shard: ShardCheckpoint(stream_name, shard, seq, ended, published)
+        for shard, seq, ended, published in rows
+    }
 
 
 def load_eventstore_checkpoint(con: duckdb.DuckDBPyConnection, consumer: str) -> int | None:

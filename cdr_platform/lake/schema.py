@@ -49,7 +49,8 @@ DDL = [
         shard_id VARCHAR NOT NULL,
         sequence_number VARCHAR,
         shard_ended BOOLEAN NOT NULL,
-        updated_at TIMESTAMPTZ NOT NULL
+        updated_at TIMESTAMPTZ NOT NULL,
+        published_through TIMESTAMPTZ
     )""",
     """CREATE TABLE IF NOT EXISTS meta.eventstore_usage_index (
         event_id UUID NOT NULL,
@@ -66,6 +67,9 @@ DDL = [
     )""",
     *claim_ddl(),
 ]
+
+ADDED_COLUMNS = {"meta.kinesis_checkpoints": {"published_through": "TIMESTAMPTZ"}}
+"""Columns added after a table's first release: ``ensure_schema`` adds them to an older lake."""
 
 RAW_TABLES = {"usage": "raw.usage_events", "member": "raw.member_events"}
 
@@ -93,6 +97,9 @@ def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     def create() -> None:
         for statement in DDL:
             con.execute(statement)
+        for table, columns in ADDED_COLUMNS.items():
+            for column, column_type in columns.items():
+                con.execute(f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {column} {column_type}")
         for table, column in PARTITIONED_BY_EVENT_DAY.items():
             if not _is_partitioned(con, table):
                 con.execute(f"ALTER TABLE {table} SET PARTITIONED BY ({_partition_clause(column)})")

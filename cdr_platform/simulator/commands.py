@@ -142,6 +142,12 @@ def add_simulator_commands(subparsers: Any) -> None:
     relay.add_argument(
         "--retry-cap-s", type=float, default=30.0, help="longest wait between retries (default: 30)"
     )
+    relay.add_argument(
+        "--heartbeat-seconds",
+        type=float,
+        default=1.0,
+        help="least time between two heartbeats on every shard (the executives' as-of time; 0: none)",
+    )
     relay_faults = relay.add_argument_group("relay faults")
     relay_faults.add_argument("--fault-seed", dest="rfault_seed", type=int, default=0)
     for name in ("drop_rate", "duplicate_rate", "reorder_rate", "malformed_rate"):
@@ -287,6 +293,7 @@ def run_relay(args: argparse.Namespace) -> int:
             batch_events=args.batch_events,
             retry_base_s=args.retry_base_s,
             retry_cap_s=args.retry_cap_s,
+            heartbeat_interval_s=args.heartbeat_seconds,
             faults=faults,
         )
         eventstore = _connect_eventstore(_with_uri(settings, args), config)
@@ -331,6 +338,6 @@ def run_relay(args: argparse.Namespace) -> int:
     print(
         f"read {result.events_read:,} events, {result.records_put:,} Kinesis records put, checkpoint "
         f"{result.commit_position} ({checkpoint}), {result.faults} faults logged, "
-        f"{result.retries} endpoint errors retried"
+        f"{result.retries} endpoint errors retried, {result.heartbeats} heartbeats sent"
     )
     return 0

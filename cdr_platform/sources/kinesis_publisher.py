@@ -185,6 +185,37 @@ class KinesisPublisher:
             else:
                 attempts = 0
 
+    def put_on_every_shard(self, partition_key: str, data: bytes) -> None:
+        """Put one plain record on every open shard (explicit hash key: the middle of its range).
+
+        Raises ``KinesisPublishError`` if Kinesis keeps refusing one. If the stream was resharded under
+        the map, the record goes again to every shard of a fresh map: a shard may get it twice, none
+        misses it.
+        """
+        for _ in range(self.max_put_attempts):
+            shard_map = self.shard_map
+            records = [
+                {"PartitionKey": partition_key, "Data": data, "ExplicitHashKey": str((start + end) // 2)}
+                for _, start, end in shard_map.shards
+            ]
+            try:
+                response = call_with_backoff(
+                    self.client.put_records, StreamName=self.stream_name, Records=records
+                )
+            except ClientError as exc:
+                raise KinesisPublishError(f"put_records to {self.stream_name} failed: {exc}") from exc
+            results = response["Records"]  # not counted in records_put, which counts event aggregates
+            if any(r.get("ShardId") not in shard_map.ids for r in results if not r.get("ErrorCode")):
+                self.refresh()
+                continue
+            if not any(r.get("ErrorCode") for r in results):
+                return
+            self.sleep(self._rng.uniform(0, 0.1))
+        raise KinesisPublishError(
+            f"Kinesis kept refusing a record for every shard of {self.stream_name} after "
+            f"{self.max_put_attempts} attempts; check the stream's capacity"
+        )
+
     def _put_heads(self, heads: list[tuple[str, UserRecord]], known: frozenset[str]) -> tuple[set[str], bool]:
         try:
             response = call_with_backoff(

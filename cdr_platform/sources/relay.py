@@ -13,6 +13,9 @@ How it keeps its guarantees:
   batch: events may be published twice, never lost. Consumers deduplicate on event_id.
 - Reshards: the shard map is refreshed periodically, when put_records reports a shard the map does not
   know (the stream was resharded under us), and after a reshard the relay itself performs.
+- Heartbeats (``relay_heartbeat``): at most every ``heartbeat_interval_s``, once Kinesis has acknowledged
+  a batch that moved the latest opening event time published, a record carrying that time goes on every
+  open shard, so a consumer knows a quiet shard is complete that far (the executives' as-of time).
 - Faults: a ``FaultInjector`` (the simulator's ``FaultConfig`` in tests and the demo; none in
   production) may rewrite each batch; what it injected is logged as JSON lines before the
   checkpoint moves past it.
@@ -44,6 +47,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -67,6 +71,12 @@ from cdr_platform.events.framing import DEFAULT_TARGET_BYTES, UserRecord
 from cdr_platform.sources.backoff import Backoff
 from cdr_platform.sources.eventstore_reader import type_filter
 from cdr_platform.sources.kinesis_publisher import KinesisPublisher, KinesisPublishError
+from cdr_platform.sources.relay_heartbeat import (
+    HEARTBEAT_PARTITION_KEY,
+    Heartbeat,
+    encode_heartbeat,
+    opening_time,
+)
 
 log = logging.getLogger(__name__)
 
@@ -195,9 +205,15 @@ class RelayConfig:
     retry_base_s: float = 0.5
     """First wait after an endpoint error; doubles per consecutive failure up to ``retry_cap_s``."""
     retry_cap_s: float = 30.0
+    heartbeat_interval_s: float = 1.0
+    """Least time between two heartbeats (wall clock); 0 sends none."""
     faults: FaultInjector | None = None
 
     def __post_init__(self) -> None:
+        if self.heartbeat_interval_s < 0:
+            raise RelayConfigError(
+                f"heartbeat_interval_s must be 0 (off) or more, got {self.heartbeat_interval_s}"
+            )
         if not 0 < self.retry_base_s <= self.retry_cap_s:
             raise RelayConfigError(
                 "retries need 0 < retry_base_s <= retry_cap_s, "
@@ -254,6 +270,11 @@ class RelayResult:
     caught_up: bool
     faults: int
     retries: int = 0  # endpoint errors survived
+    heartbeats: int = 0  # heartbeats sent (each on every open shard)
+
+
+def _later(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None or (b is not None and b > a) else a
 
 
 def partition_key_of(event: RecordedEvent) -> str:
@@ -352,6 +373,11 @@ class Relay:
         self._faults_logged = 0
         self.retries = 0
         """Endpoint errors survived so far (one warning line each)."""
+        self.published_through: datetime | None = None
+        """The latest opening event time among the events Kinesis has acknowledged (this process)."""
+        self._heartbeat_through: datetime | None = None
+        self._heartbeat_at = float("-inf")
+        self.heartbeats = 0
 
     # -- main loop ---------------------------------------------------------------------------------------
     def run(
@@ -387,6 +413,7 @@ class Relay:
             tally.caught_up,
             self._faults_logged,
             self.retries,
+            self.heartbeats,
         )
 
     def _relay_from_checkpoint(
@@ -401,6 +428,7 @@ class Relay:
         """One subscription from the checkpoint: returns when done, raises what an endpoint raised."""
         subscription = _Subscription(self.eventstore, self.state.commit_position, self.config.event_types)
         batch: list[SourceEvent] = []
+        batch_through: datetime | None = None
         position = self.state.commit_position
         tally.caught_up = False
         last_flush = time.monotonic()
@@ -422,11 +450,13 @@ class Relay:
                     batch.append(self._source_event(item))
                     position = int(item.commit_position or 0)
                     tally.events_read += 1
+                    batch_through = _later(batch_through, opening_time(item.type, item.data))
                 full = len(batch) >= self.config.batch_events
                 due = time.monotonic() - last_flush >= self.config.flush_interval_s
                 if full or tally.caught_up or (due and (batch or position != self.state.commit_position)):
                     published = self._publish(batch)
-                    batch = []
+                    self.published_through = _later(self.published_through, batch_through)
+                    batch, batch_through = [], None
                     last_flush = time.monotonic()
                     crossed = (
                         stop_after_events is not None
@@ -440,11 +470,28 @@ class Relay:
                         backoff.reset()
                     if on_batch is not None:
                         on_batch(self.state)
+                    self._maybe_heartbeat(force=tally.caught_up and until_caught_up)
                     if tally.caught_up and until_caught_up:
                         return
                     tally.caught_up = False
+                else:
+                    self._maybe_heartbeat()
         finally:
             subscription.stop()
+
+    def _maybe_heartbeat(self, force: bool = False) -> None:
+        """Put a heartbeat on every open shard if the published time moved and the interval has passed
+        (``force``: whatever the interval, as a relay that stops when caught up does last)."""
+        through = self.published_through
+        if not self.config.heartbeat_interval_s or through is None or through == self._heartbeat_through:
+            return
+        if not force and time.monotonic() - self._heartbeat_at < self.config.heartbeat_interval_s:
+            return
+        self.publisher.put_on_every_shard(
+            HEARTBEAT_PARTITION_KEY, encode_heartbeat(Heartbeat(through, self.state.commit_position))
+        )
+        self._heartbeat_through, self._heartbeat_at = through, time.monotonic()
+        self.heartbeats += 1
 
     def _wait_before_retry(self, exc: BaseException, backoff: Backoff, stop: threading.Event) -> None:
         """Log the failure once, wait out the backoff (or until stopped), and drop the shard map."""

@@ -8,6 +8,8 @@
     subquery's result is pushed into the scan), so each query reads what landed since the last closed
     hour, never the whole history. A shard with nothing newer than the floor is complete through the
     floor: the floor is a lower bound of everything it had landed, and landed rows are never removed.
+    A relay heartbeat read from a shard (its checkpoint's `published_through`) counts as an opening
+    event of that time landed from it, so a quiet shard keeps up with the others.
     With no floor the scan is whole, and a shard that has landed nothing holds no clock.
 
     `bounding_only`: only the sources that can bound the as-of time (the Kinesis shards), for the
@@ -26,6 +28,8 @@ with watermark_floor as (
 opening_events as (
     -- Events a transaction emits when it starts (or instantaneous ones): their time is the
     -- producer's clock. Completions (call ends, data sessions, rating) can lie far past it.
+    -- The same types as OPENING_EVENT_TYPES (cdr_platform/events/catalog.py), which the relay's
+    -- heartbeats follow.
     select
         source,
         case when source = 'kinesis' then split_part(source_position, '/', 1) else source end as partition_id,
@@ -46,7 +50,13 @@ landed_usage as (
 
 shards as (
     -- The landing checkpoints are written in the same transaction as the raw rows they describe.
-    select shard_id, bool_or(shard_ended) as shard_ended, max(updated_at) as checkpoint_at
+    -- published_through: the latest relay heartbeat read from the shard (the relay had published
+    -- everything before an opening event of that time; see sources/relay_heartbeat.py).
+    select
+        shard_id,
+        bool_or(shard_ended) as shard_ended,
+        max(updated_at) as checkpoint_at,
+        max(published_through) as published_through
     from {{ kinesis_checkpoints }}
     group by shard_id
 ),
@@ -55,8 +65,12 @@ kinesis as (
     select
         'kinesis_shard' as source_kind,
         coalesce(shards.shard_id, landed_usage.partition_id) as source_name,
-        landed_usage.landed_through,
-        greatest(landed_usage.landed_through - {{ allowance }}, watermark_floor.floor_at) as complete_through,
+        greatest(landed_usage.landed_through, shards.published_through) as landed_through,
+        greatest(
+            landed_usage.landed_through - {{ allowance }},
+            shards.published_through - {{ allowance }},
+            watermark_floor.floor_at
+        ) as complete_through,
         shards.checkpoint_at,
         -- An ended shard's children carry on.
         not coalesce(shards.shard_ended, false) as is_open

@@ -1,4 +1,5 @@
-"""Read everything on a Kinesis stream back, shard lineage by shard lineage, as user records."""
+"""Read everything on a Kinesis stream back, shard lineage by shard lineage, as user records
+(relay heartbeats left out)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from typing import Any
 
 from cdr_platform.events.framing import UserRecord, deaggregate
 from cdr_platform.sources.kinesis_reader import ShardPosition, list_shards, read_shard_page, readable_shards
+from cdr_platform.sources.relay_heartbeat import decode_heartbeat
 
 
 def read_user_records(client: Any, stream: str) -> list[tuple[str, UserRecord]]:
@@ -18,7 +20,10 @@ def read_user_records(client: Any, stream: str) -> list[tuple[str, UserRecord]]:
             after = positions.get(shard.shard_id, ShardPosition(None, False)).sequence_number
             page = read_shard_page(client, stream, shard.shard_id, after)
             out += [
-                (shard.shard_id, user) for r in page.records for user in deaggregate(r.partition_key, r.data)
+                (shard.shard_id, user)
+                for r in page.records
+                if decode_heartbeat(r.partition_key, r.data) is None
+                for user in deaggregate(r.partition_key, r.data)
             ]
             # an open shard with nothing more to read is finished for this read-back
             positions[shard.shard_id] = ShardPosition(page.last_sequence, page.ended or not page.records)

@@ -204,3 +204,26 @@ def test_landed_events_show_in_the_next_query_without_dbt(exec_lake: ExecLake) -
     # A dbt run later closes more hours; the figures stay the same.
     exec_lake.dbt_run("target-2")
     _assert_matches(_kpis(exec_lake), expected)
+
+
+def test_a_relay_heartbeat_moves_a_quiet_shard_on(exec_lake: ExecLake) -> None:
+    # Nothing new on shard 0 since its 17:59 call, but the relay's heartbeat says it had published
+    # everything before an opening event at 18:10: shard 1 (18:05) now holds the as-of time.
+    heartbeat = TODAY + timedelta(hours=18, minutes=10)
+    con = connect_lake(exec_lake.settings.resolved_lake_catalog, exec_lake.settings.resolved_lake_data_path)
+    try:
+        checkpoint = ShardCheckpoint("usage", SHARDS[0], "2000", published_through=heartbeat)
+        land_batch(con, LandingBatch("kinesis", [], [checkpoint]))
+    finally:
+        con.close()
+    mart = _kpis(exec_lake)
+    as_of = pd.Timestamp(mart.as_of.iloc[0]).to_pydatetime()
+    assert as_of == TODAY + timedelta(hours=18, minutes=5) - ALLOWANCE
+    sources = exec_lake.query("SELECT * FROM marts.rpt_exec_source_watermarks").set_index("source_name")
+    assert pd.Timestamp(sources.loc[SHARDS[0], "landed_through"]).to_pydatetime() == heartbeat
+    events = [e for shard in _history().values() for e in shard]
+    m1, m4 = _member(1), _member(4)
+    events += _call(m4, "t-5", TODAY + timedelta(hours=17, minutes=50)) + _sms(
+        m1, "t-s3", TODAY + timedelta(hours=18, minutes=5)
+    )
+    _assert_matches(mart, _expected(events, as_of))
