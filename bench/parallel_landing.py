@@ -13,9 +13,20 @@ to the last worker's end. Checks every event landed once.
 exactly-once across writers (nothing stops two writers landing one event), so it only shows what the
 claims cost; the events here are distinct, so it lands each once.
 
-Run: ``.venv/bin/python bench/parallel_landing.py [--events 20000]``. Prints a table (with the
-transactions re-run after a commit conflict) and, last, the throughput of 2 and 4 workers as ratios
-to 1 worker, with the machine's load average.
+What bounds the runs is measured in each timed window: the CPU seconds of the workers (each its
+own process clock), of the kinesis-local, moto S3 and PostgreSQL process trees (the PIDs the devstack
+records in its state file, read with psutil, reaped children included, so PostgreSQL's backends of
+finished connections count) and of the whole machine ("rest" is the machine less those: anything
+else running). The workers also time their Kinesis requests (GetRecords among them) and their
+landing transactions, and count the requests.
+
+Run: ``.venv/bin/python bench/parallel_landing.py [--events 20000] [--upper-bound]``. Prints a table
+(with the transactions re-run after a commit conflict); the CPU seconds of each component per window
+with the cores busy (CPU s / wall s: 1.00 is one core); the share of the workers' time waiting on
+Kinesis, in landing transactions and elsewhere, with kinesis-local CPU per request; a line naming the
+component that ran out of CPU (medians over the windows: a single-process service at 0.85 of its
+core, else the whole machine, and whether other load disturbed the run); and, last, the throughput
+of 2 and 4 workers as ratios to 1 worker, with the machine's load average.
 """
 
 from __future__ import annotations
@@ -23,6 +34,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 import textwrap
@@ -31,6 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+import psutil
 import pytest
 
 from cdr_platform.lake.connection import connect_lake
@@ -43,7 +56,7 @@ from tests.production_profile import new_production_lake, production_devstack
 SHARDS = 4
 WORKER = textwrap.dedent(
     """
-    import json, sys
+    import json, sys, time
     from cdr_platform.lake.connection import connect_lake
     from cdr_platform.lake.kinesis_landing import land_kinesis_stream
     from cdr_platform.sources.kinesis_client import kinesis_client
@@ -54,30 +67,88 @@ WORKER = textwrap.dedent(
     if claim == "off":
         landing.claim_for_events = lambda *args, **kwargs: None
     attempts = []
+    # seconds waiting on Kinesis requests (on GetRecords), in landing transactions; requests (GetRecords)
+    spent = dict.fromkeys(("kinesis_s", "get_s", "commit_s", "requests", "get"), 0)
     def counted(con, work, **kwargs):  # every attempt of a landing transaction, to count re-runs
         def attempt():
             attempts.append(1)
             return work()
-        return transaction(con, attempt, **kwargs)
+        started = time.perf_counter()
+        try:
+            return transaction(con, attempt, **kwargs)
+        finally:
+            spent["commit_s"] += time.perf_counter() - started
     transaction, landing.in_transaction = landing.in_transaction, counted
     con = connect_lake(catalog, data_path)
     client = kinesis_client("us-east-1", endpoint)
+    api_call = client._make_api_call  # every Kinesis request (ListShards, GetShardIterator, GetRecords)
+    def timed_call(operation, params):
+        started = time.perf_counter()
+        spent["requests"] += 1
+        spent["get"] += operation == "GetRecords"
+        try:
+            return api_call(operation, params)
+        finally:
+            spent["kinesis_s"] += time.perf_counter() - started
+            spent["get_s"] += (time.perf_counter() - started) * (operation == "GetRecords")
+    client._make_api_call = timed_call
     print("ready", flush=True)
     sys.stdin.readline()
+    wall, cpu = time.perf_counter(), time.process_time()
     report = land_kinesis_stream(
         con, client, stream, records_per_page=int(per_page), max_rounds=10_000, shard_ids=shards.split(",")
     )
-    reruns = len(attempts) - report.rounds
-    print(json.dumps({"landed": report.landed, "rounds": report.rounds, "reruns": reruns}))
+    wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
+    spent.update(landed=report.landed, reruns=len(attempts) - report.rounds, workers=cpu, worker_wall=wall)
+    print(json.dumps(spent))
     """
 )
+SERVICES = {"kinesis": "kinesis-local", "s3": "moto S3", "postgres": "PostgreSQL"}
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds of a process tree: each live process's own time plus that of its reaped children
+    (PostgreSQL's backends of finished connections count in the postmaster's children times)."""
+    try:
+        root = psutil.Process(pid)
+        processes = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for process in processes:
+        try:
+            t = process.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def machine_busy() -> float:
+    """CPU seconds the whole machine has been busy (every core, every process) since boot."""
+    t = psutil.cpu_times()
+    return sum(getattr(t, f, 0.0) for f in ("user", "nice", "system", "irq", "softirq", "steal"))
+
+
+class CpuWindow:
+    """CPU seconds used by each devstack service (its whole process tree) and by the machine."""
+
+    def __init__(self, pids: dict[str, int]) -> None:
+        self.pids = pids
+
+    def sample(self) -> dict[str, float]:
+        return {**{name: tree_cpu(pid) for name, pid in self.pids.items()}, "machine": machine_busy()}
+
+    @staticmethod
+    def used(start: dict[str, float], end: dict[str, float]) -> dict[str, float]:
+        return {name: end[name] - start[name] for name in start}
 
 
 def run_workers(
-    lake, endpoint: str, stream: str, groups: list[list[str]], per_page: int, claim: str
-) -> tuple[float, int, int]:
+    lake, endpoint: str, stream: str, groups: list[list[str]], per_page: int, claim: str, cpu: CpuWindow
+) -> tuple[float, int, int, dict[str, float]]:
     """Land the stream with one process per shard group; returns (seconds from go to the end, landed,
-    transactions re-run after a commit conflict)."""
+    transactions re-run after a commit conflict, CPU and time split of the window)."""
     workers = [
         subprocess.Popen(
             [
@@ -101,17 +172,22 @@ def run_workers(
     ]
     for worker in workers:
         assert worker.stdout.readline().strip() == "ready"
+    before = cpu.sample()
     started = time.perf_counter()
     for worker in workers:
         worker.stdin.write("go\n")
         worker.stdin.flush()
-    landed = reruns = 0
+    split: dict[str, float] = {}  # the workers' CPU and wall seconds, and where their time went, summed
     for worker in workers:
         stdout, _ = worker.communicate(timeout=3600)
         assert worker.returncode == 0, f"a worker failed (exit {worker.returncode})"
         report = json.loads(stdout.strip().splitlines()[-1])
-        landed, reruns = landed + report["landed"], reruns + report["reruns"]
-    return time.perf_counter() - started, landed, reruns
+        for key, value in report.items():
+            split[key] = split.get(key, 0) + value
+    seconds = time.perf_counter() - started
+    time.sleep(0.2)  # the postmaster reaps the backends of the workers' connections (idle otherwise)
+    landed, reruns = int(split.pop("landed")), int(split.pop("reruns"))
+    return seconds, landed, reruns, {**split, **CpuWindow.used(before, cpu.sample())}
 
 
 def main() -> None:
@@ -130,7 +206,10 @@ def main() -> None:
             stream = new_stream(client, shards=SHARDS)
             put_events(client, stream, usage_events(args.events, members=400, prefix="bench"))
             shards = sorted(s["ShardId"] for s in client.list_shards(StreamName=stream)["Shards"])
+            state = json.loads(stack.state_file.read_text())  # the PIDs the devstack recorded
+            cpu = CpuWindow({name: state[name]["pid"] for name in SERVICES})
             rates: dict[tuple[str, int], float] = {}
+            usage: dict[tuple[str, int], dict[str, float]] = {}
             print(
                 f"{args.events} events on {SHARDS} shards; Postgres catalog, S3 data path (local endpoints)"
             )
@@ -142,11 +221,12 @@ def main() -> None:
                     ensure_schema(con)
                     con.close()
                     groups = [shards[i::count] for i in range(count)]
-                    seconds, landed, reruns = run_workers(
-                        lake, endpoint, stream, groups, args.records_per_page, claim
+                    seconds, landed, reruns, used = run_workers(
+                        lake, endpoint, stream, groups, args.records_per_page, claim, cpu
                     )
                     assert landed == args.events, f"{landed} landed of {args.events}"
                     rates[claim, count] = args.events / seconds
+                    usage[claim, count] = {"wall": seconds, **used}
                     print(
                         f"{claim:>5} {count:>7} {seconds:>8.1f} {rates[claim, count]:>9.0f} {landed:>7} "
                         f"{reruns:>7}",
@@ -158,6 +238,7 @@ def main() -> None:
             raise
         finally:
             monkeypatch.undo()
+    print_cpu(usage)
     load = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     if args.upper_bound:
         off = rates["off", 2] / rates["off", 1], rates["off", 4] / rates["off", 1]
@@ -165,6 +246,67 @@ def main() -> None:
     print(
         f"throughput vs 1 worker: 2 workers {rates['on', 2] / rates['on', 1]:.2f}x, "
         f"4 workers {rates['on', 4] / rates['on', 1]:.2f}x (load average {load}, {os.cpu_count()} cores)"
+    )
+
+
+COMPONENTS = {"workers": "workers", **SERVICES}
+SATURATED = 0.85  # of a core (one process) or of the machine
+
+
+def print_cpu(usage: dict[tuple[str, int], dict[str, float]]) -> None:
+    """CPU seconds of each component in each timed window (and as cores: seconds / wall seconds),
+    where the workers' time went, and which component ran out of CPU."""
+    cores = os.cpu_count() or 1
+    print(f"CPU seconds in the timed window (cores busy = CPU s / wall s; the machine has {cores} cores)")
+    names = [*COMPONENTS.values(), "rest", "machine"]
+    print(f"{'claim':>5} {'workers':>7} {'wall s':>6} " + " ".join(f"{n:>14}" for n in names))
+    for (claim, count), u in usage.items():
+        u["rest"] = u["machine"] - sum(u[key] for key in COMPONENTS)  # anything else on the machine
+        cells = [f"{u[key]:6.1f} ({u[key] / u['wall']:4.2f})" for key in [*COMPONENTS, "rest", "machine"]]
+        print(f"{claim:>5} {count:>7} {u['wall']:>6.1f} " + " ".join(f"{c:>14}" for c in cells))
+    print(
+        "worker time (summed over the workers): share waiting on Kinesis requests (of it in GetRecords), in "
+        "landing transactions, other; worker CPU; requests, kinesis-local CPU per request"
+    )
+    for (claim, count), u in usage.items():
+        wall, kinesis, landing = u["worker_wall"], u["kinesis_s"], u["commit_s"]
+        print(
+            f"{claim:>5} {count:>7}   kinesis {kinesis / wall:4.2f} ({u['get_s'] / wall:4.2f})   "
+            f"landing {landing / wall:4.2f}   other {(wall - kinesis - landing) / wall:4.2f}   "
+            f"CPU {u['workers'] / wall:4.2f}   {u['requests']:>3.0f} requests ({u['get']:.0f} GetRecords), "
+            f"{1000 * u['kinesis'] / u['requests']:.0f} ms CPU each"
+        )
+    print(conclusion(usage, cores))
+
+
+def conclusion(usage: dict[tuple[str, int], dict[str, float]], cores: int) -> str:
+    """Which component ran out of CPU, from the measurements alone (medians over the windows)."""
+    keys = [*COMPONENTS, "rest", "machine"]
+    busy = {key: statistics.median(u[key] / u["wall"] for u in usage.values()) for key in keys}
+    waiting = statistics.median(u["kinesis_s"] / u["worker_wall"] for u in usage.values())
+    single = {key: busy[key] for key in SERVICES if key != "postgres"}  # one process each: one core at most
+    name, share = max(single.items(), key=lambda item: item[1])
+    split = ", ".join(f"{COMPONENTS[key]} {busy[key]:.2f}" for key in COMPONENTS)
+    disturbed = (
+        f"; other load on the machine took {busy['rest']:.2f} cores (not a quiet run)"
+        if busy["rest"] >= 0.3
+        else ""
+    )
+    if share >= SATURATED:
+        return (
+            f"bound: {SERVICES[name]} is saturated at {share:.2f} of its one core (cores busy, median "
+            f"over the windows: {split}); the workers wait {waiting:.2f} of their time on Kinesis requests, "
+            f"so more workers only queue on it{disturbed}"
+        )
+    largest = max(COMPONENTS, key=lambda key: busy[key])
+    if busy["machine"] >= SATURATED * cores:
+        return (
+            f"bound: the machine's {cores} cores ({busy['machine']:.2f} busy, median), shared by {split}, "
+            f"no single-process service at one core; the largest here is {COMPONENTS[largest]}{disturbed}"
+        )
+    return (
+        f"nothing CPU-saturated (median: machine {busy['machine']:.2f} of {cores} cores; {split}); "
+        f"the largest is {COMPONENTS[largest]}: the bound is waiting (latency), not CPU{disturbed}"
     )
 
 
