@@ -62,7 +62,7 @@ from cdr_platform.lake.reconciliation import refresh_index
 from cdr_platform.settings import Settings
 from cdr_platform.simulator.faults import FaultConfig
 from cdr_platform.simulator.model import OperatorConfig, build_operator
-from cdr_platform.simulator.producers import EventStoreProducer
+from cdr_platform.simulator.producers import EventStoreProducer, ProducerClock
 from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.sources.kinesis_client import kinesis_client
 from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
@@ -273,7 +273,8 @@ def main() -> None:
                 OperatorConfig(seed=5, members=args.members), simulated_start(args.start_hour), 1
             )
             producer = EventStoreProducer(EventStoreDBClient(eventstore_uri), workers=4)
-            simulation = Simulation(operator, producer, FaultConfig(seed=5))
+            clock = ProducerClock(EventStoreDBClient(eventstore_uri))  # the relay heartbeats follow it
+            simulation = Simulation(operator, producer, FaultConfig(seed=5), on_appended=clock.tick)
             relay = Relay(esdb, kinesis, RelayConfig(settings.usage_stream, Path(tmp) / "relay.json"))
             threads = [
                 threading.Thread(target=simulation.run_live, kwargs={"speed": args.speed, "stop": stop}),

@@ -169,7 +169,7 @@ def run_simulate(args: argparse.Namespace) -> int:
     from cdr_platform.simulator.ground_truth import GroundTruthWriter
     from cdr_platform.simulator.live_state import save_live_state
     from cdr_platform.simulator.model import build_operator
-    from cdr_platform.simulator.producers import DiscardingSink, EventSink, EventStoreProducer
+    from cdr_platform.simulator.producers import DiscardingSink, EventSink, EventStoreProducer, ProducerClock
     from cdr_platform.simulator.simulation import Progress, Simulation, default_start
     from cdr_platform.sources.eventstore_reader import connect_eventstore_from
 
@@ -184,25 +184,34 @@ def run_simulate(args: argparse.Namespace) -> int:
         start, days, live_from, state = args.start or default_start(args.days), args.days, None, None
     operator = build_operator(config, start, days)
     sink: EventSink
+    clock: ProducerClock | None = None
     if args.dry_run:
         sink = DiscardingSink()
     else:
-        sink = EventStoreProducer(connect_eventstore_from(_with_uri(settings, args)), workers=args.workers)
+        client = connect_eventstore_from(_with_uri(settings, args))
+        sink = EventStoreProducer(client, workers=args.workers)
+        clock = ProducerClock(client) if args.mode == "live" else None  # the relay's heartbeats follow it
     progress = None if args.quiet else Progress()
     print(
         f"simulating {args.members} members from {start:%Y-%m-%d %H:%M}Z for {days:g} days -> {out}",
         file=sys.stderr,
     )
     resume_from = None
-    on_appended: Any = None
+    save: Any = None
     if state is not None and args.resume:
         path = out / STATE_FILE
         resume_from = state.clock if state.clock > start else None
         if resume_from is not None:
             print(f"resuming at {resume_from:%Y-%m-%d %H:%M:%S}Z ({path})", file=sys.stderr, flush=True)
 
-        def on_appended(clock: datetime) -> None:
-            save_live_state(path, state.at(clock))
+        def save(acknowledged: datetime) -> None:
+            save_live_state(path, state.at(acknowledged))
+
+    def on_appended(acknowledged: datetime) -> None:
+        if save is not None:
+            save(acknowledged)
+        if clock is not None:
+            clock.tick(acknowledged)
 
     try:
         with GroundTruthWriter(out) as truth:

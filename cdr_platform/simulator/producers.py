@@ -28,6 +28,7 @@ import json
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Protocol
 from uuid import UUID
 
@@ -40,6 +41,7 @@ from google.protobuf import duration_pb2, empty_pb2
 
 from cdr_platform.errors import PlatformError
 from cdr_platform.simulator.builders import ProducedEvent
+from cdr_platform.sources.relay_heartbeat import PRODUCER_CLOCK_STREAM, PRODUCER_CLOCK_TYPE, encode_clock_tick
 
 MAX_APPEND_BYTES = 900 * 1024
 EVENT_OVERHEAD_BYTES = 200  # id, type, content type and framing per event
@@ -165,6 +167,20 @@ class _PendingFutures:
 
     def wait(self) -> int:
         return sum(future.result() for future in self.futures)
+
+
+class ProducerClock:
+    """Appends the producer's clock to EventStoreDB (``sources/relay_heartbeat``): a ``producer_clock``
+    event whose time says everything released before it is already in $all. The simulation calls
+    ``tick`` after each acknowledged chunk of live traffic (its ``on_appended``), so the relay's
+    heartbeats, and the executives' as-of time, keep moving when traffic is sparse."""
+
+    def __init__(self, client: EventStoreDBClient) -> None:
+        self.client = client
+
+    def tick(self, clock: datetime) -> None:
+        event = NewEvent(type=PRODUCER_CLOCK_TYPE, data=encode_clock_tick(clock))
+        self.client.append_to_stream(PRODUCER_CLOCK_STREAM, current_version=StreamState.ANY, events=[event])
 
 
 class EventStoreProducer:

@@ -14,8 +14,9 @@ How it keeps its guarantees:
 - Reshards: the shard map is refreshed periodically, when put_records reports a shard the map does not
   know (the stream was resharded under us), and after a reshard the relay itself performs.
 - Heartbeats (``relay_heartbeat``): at most every ``heartbeat_interval_s``, once Kinesis has acknowledged
-  a batch that moved the latest opening event time published, a record carrying that time goes on every
-  open shard, so a consumer knows a quiet shard is complete that far (the executives' as-of time).
+  a batch that moved the latest producer clock read (an opening event's time, or a producer's clock
+  tick, which is read but never published), a record carrying that time goes on every open shard, so
+  a consumer knows a quiet shard is complete that far (the executives' as-of time).
 - Faults: a ``FaultInjector`` (the simulator's ``FaultConfig`` in tests and the demo; none in
   production) may rewrite each batch; what it injected is logged as JSON lines before the
   checkpoint moves past it.
@@ -73,9 +74,10 @@ from cdr_platform.sources.eventstore_reader import type_filter
 from cdr_platform.sources.kinesis_publisher import KinesisPublisher, KinesisPublishError
 from cdr_platform.sources.relay_heartbeat import (
     HEARTBEAT_PARTITION_KEY,
+    PRODUCER_CLOCK_TYPE,
     Heartbeat,
+    clock_time,
     encode_heartbeat,
-    opening_time,
 )
 
 log = logging.getLogger(__name__)
@@ -374,7 +376,7 @@ class Relay:
         self.retries = 0
         """Endpoint errors survived so far (one warning line each)."""
         self.published_through: datetime | None = None
-        """The latest opening event time among the events Kinesis has acknowledged (this process)."""
+        """The latest producer clock read before what Kinesis has acknowledged (this process)."""
         self._heartbeat_through: datetime | None = None
         self._heartbeat_at = float("-inf")
         self.heartbeats = 0
@@ -426,7 +428,9 @@ class Relay:
         on_batch: Callable[[RelayState], None] | None,
     ) -> None:
         """One subscription from the checkpoint: returns when done, raises what an endpoint raised."""
-        subscription = _Subscription(self.eventstore, self.state.commit_position, self.config.event_types)
+        subscription = _Subscription(
+            self.eventstore, self.state.commit_position, self.config.event_types | {PRODUCER_CLOCK_TYPE}
+        )
         batch: list[SourceEvent] = []
         batch_through: datetime | None = None
         position = self.state.commit_position
@@ -447,10 +451,11 @@ class Relay:
                 elif isinstance(item, Checkpoint):
                     position = max(position or 0, int(item.commit_position or 0))
                 elif isinstance(item, RecordedEvent):
-                    batch.append(self._source_event(item))
+                    if item.type != PRODUCER_CLOCK_TYPE:  # a producer's clock moves the heartbeat only
+                        batch.append(self._source_event(item))
+                        tally.events_read += 1
                     position = int(item.commit_position or 0)
-                    tally.events_read += 1
-                    batch_through = _later(batch_through, opening_time(item.type, item.data))
+                    batch_through = _later(batch_through, clock_time(item.type, item.data))
                 full = len(batch) >= self.config.batch_events
                 due = time.monotonic() - last_flush >= self.config.flush_interval_s
                 if full or tally.caught_up or (due and (batch or position != self.state.commit_position)):

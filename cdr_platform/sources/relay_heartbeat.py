@@ -9,6 +9,12 @@ It then puts a heartbeat carrying T on each open shard, after those records, so 
 read a shard through the heartbeat has read everything the relay published before it, and can treat
 the shard as if an opening event of time T had landed from it.
 
+Opening events are a clock only while traffic is dense: at night the next one may be many seconds
+away. So a producer can append its clock itself: a ``producer_clock`` event (stream
+``PRODUCER_CLOCK_STREAM``) whose time T says "everything I release before T is already in $all"
+(the simulator appends one after each acknowledged chunk of live traffic). The relay subscribes to
+those too, publishes none of them, and takes their time like an opening event's.
+
 A heartbeat is one plain (not aggregated) Kinesis record with partition key ``HEARTBEAT_PARTITION_KEY``,
 routed to its shard by an explicit hash key, and JSON data starting ``{"relay_heartbeat":``. It is
 recognised by both, so an event of a member whose id happens to equal the key is still an event.
@@ -25,12 +31,15 @@ from cdr_platform.events import OPENING_EVENT_TYPES
 
 HEARTBEAT_PARTITION_KEY = "$relay-heartbeat"
 _PREFIX = b'{"relay_heartbeat":'
+PRODUCER_CLOCK_TYPE = "producer_clock"
+PRODUCER_CLOCK_STREAM = "producer-clock"
 
 
 @dataclass(frozen=True)
 class Heartbeat:
     published_through: datetime
-    """The latest opening event time among everything the relay had published before this record."""
+    """The latest producer clock (opening event time or clock tick) the relay had read before this record,
+    everything before it published."""
     commit_position: int | None
     """The relay's position in $all when it sent the heartbeat (for people reading the stream)."""
 
@@ -58,15 +67,22 @@ def decode_heartbeat(partition_key: str, data: bytes) -> Heartbeat | None:
     return Heartbeat(through, position)
 
 
-def opening_time(event_type: str, data: bytes) -> datetime | None:
-    """The event time of an opening event's JSON, or None for another type or unreadable data.
+def encode_clock_tick(clock: datetime) -> bytes:
+    """The data of a ``producer_clock`` event."""
+    return json.dumps({"clock": clock.isoformat()}, separators=(",", ":")).encode()
 
-    Unreadable data is the landing's business (it dead-letters the record); here it only moves nothing.
-    """
-    if event_type not in OPENING_EVENT_TYPES:
+
+def clock_time(event_type: str, data: bytes) -> datetime | None:
+    """The producer's clock an event proves: an opening event's time or a clock tick's; None for any
+    other type or unreadable data (that is the landing's business: it dead-letters the record)."""
+    if event_type == PRODUCER_CLOCK_TYPE:
+        field = "clock"
+    elif event_type in OPENING_EVENT_TYPES:
+        field = "occurred_at"
+    else:
         return None
     try:
-        value = json.loads(data)["occurred_at"]
+        value = json.loads(data)[field]
         moment = datetime.fromisoformat(value) if isinstance(value, str) else None
     except (ValueError, KeyError, TypeError):
         return None

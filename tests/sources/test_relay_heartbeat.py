@@ -18,18 +18,21 @@ from cdr_platform.lake.kinesis_landing import land_kinesis_stream
 from cdr_platform.lake.landing import load_shard_checkpoints
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import PROJECT_ROOT
+from cdr_platform.simulator.producers import ProducerClock
 from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
 from cdr_platform.sources.relay import Relay, RelayConfig, RelayState, write_checkpoint
 from cdr_platform.sources.relay_heartbeat import (
     HEARTBEAT_PARTITION_KEY,
     Heartbeat,
+    clock_time,
     decode_heartbeat,
+    encode_clock_tick,
     encode_heartbeat,
-    opening_time,
 )
 from tests.events.samples import SAMPLE_PAYLOADS
 from tests.eventstore_helpers import append_events
 from tests.kinesis_helpers import new_stream
+from tests.simulator.kinesis_readback import read_user_records
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
@@ -60,12 +63,14 @@ def test_a_heartbeat_round_trips_and_nothing_else_reads_as_one() -> None:
 
 
 @pytest.mark.unit
-def test_only_opening_events_move_the_published_time() -> None:
-    assert opening_time("call_attempted", encode_event(_event("call_attempted", "o1", T0))) == T0
-    assert opening_time("call_ended", encode_event(_event("call_ended", "o2", T0))) is None
-    assert opening_time("call_attempted", b"not json") is None
-    assert opening_time("call_attempted", b'{"occurred_at": "2026-01-05T09:00:00"}') is None  # naive
-    assert opening_time("call_attempted", b'["occurred_at"]') is None
+def test_only_opening_events_and_clock_ticks_move_the_published_time() -> None:
+    assert clock_time("call_attempted", encode_event(_event("call_attempted", "o1", T0))) == T0
+    assert clock_time("call_ended", encode_event(_event("call_ended", "o2", T0))) is None
+    assert clock_time("producer_clock", encode_clock_tick(T0)) == T0
+    assert clock_time("call_attempted", encode_clock_tick(T0)) is None  # no occurred_at
+    assert clock_time("call_attempted", b"not json") is None
+    assert clock_time("call_attempted", b'{"occurred_at": "2026-01-05T09:00:00"}') is None  # naive
+    assert clock_time("call_attempted", b'["occurred_at"]') is None
 
 
 @pytest.mark.unit
@@ -147,3 +152,22 @@ def test_heartbeats_can_be_switched_off(eventstore_uri: str, kinesis_endpoint: s
     config = RelayConfig(stream, checkpoint, heartbeat_interval_s=0)
     assert Relay(eventstore, kinesis, config).run(until_caught_up=True).heartbeats == 0
     assert not any(_heartbeats_by_shard(kinesis, stream).values())
+
+
+@pytest.mark.integration
+def test_a_producer_clock_tick_moves_the_heartbeat_and_is_not_published(
+    eventstore_uri: str, kinesis_endpoint: str, tmp_path: Path
+) -> None:
+    eventstore = EventStoreDBClient(eventstore_uri)
+    kinesis = local_kinesis_client(kinesis_endpoint)
+    stream = new_stream(kinesis, 2)
+    checkpoint = tmp_path / "relay.json"
+    write_checkpoint(checkpoint, RelayState(eventstore.get_commit_position() or None))
+    append_events(eventstore, [_event("sms_submitted", "hb-tick", T0)], per_stream=1)
+    ProducerClock(eventstore).tick(T0 + timedelta(minutes=3))  # a quiet spell: only the clock moves
+    result = Relay(eventstore, kinesis, RelayConfig(stream, checkpoint)).run(until_caught_up=True)
+    assert (result.events_read, result.events_published) == (1, 1)
+    heartbeats = _heartbeats_by_shard(kinesis, stream)
+    assert len(heartbeats) == 2 and all(heartbeats.values())
+    assert {found[-1][1].published_through for found in heartbeats.values()} == {T0 + timedelta(minutes=3)}
+    assert len(read_user_records(kinesis, stream)) == 1  # the event; no tick, no heartbeat
