@@ -51,7 +51,7 @@ landed_usage as (
 shards as (
     -- The landing checkpoints are written in the same transaction as the raw rows they describe.
     -- published_through: the latest relay heartbeat read from the shard (the relay had published
-    -- everything before an opening event of that time; see sources/relay_heartbeat.py).
+    -- everything it read before a producer clock of that time; see sources/relay_heartbeat.py).
     select
         shard_id,
         bool_or(shard_ended) as shard_ended,
