@@ -13,7 +13,8 @@ Dagster pool ``lake_writer`` does. Two phases then alternate (``--rounds``, so b
 machine load and lake size) under the same traffic:
 
 - A, without the exec view: landing only;
-- B, with it: a reader queries ``rpt_exec_kpis_intraday`` back to back (every ``--poll-seconds``), and
+- B, with it: a reader queries ``rpt_exec_kpis_intraday`` every ``--poll-seconds`` once a commit has
+  moved the lake's snapshot since its last query (what the dashboard's reader does too), and
   the dashboard (``cdr-platform dashboard``, a subprocess) is loaded every 5 s as an open page would.
 
 An event is visible in the exec view at the end of the first query that started after its landing
@@ -57,7 +58,7 @@ from cdr_platform.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.devtools.stack import devstack_for
 from cdr_platform.events.framing import deaggregate
-from cdr_platform.lake.connection import connect_lake
+from cdr_platform.lake.connection import connect_lake, current_snapshot
 from cdr_platform.lake.reconciliation import refresh_index
 from cdr_platform.settings import Settings
 from cdr_platform.simulator.faults import FaultConfig
@@ -148,15 +149,21 @@ class ExecQuery:
 
 
 def poll_exec_view(settings: Settings, every_s: float, stop: threading.Event, out: list[ExecQuery]) -> None:
-    """Query the exec view as a reader would, back to back: (start, end, as-of) of each query."""
+    """Query the exec view as a reader would, every ``every_s`` once something was committed since its
+    last query (as the dashboard does: the view changes with the lake's data only, so a query on an
+    unchanged snapshot would see nothing new): (start, end, as-of) of each query."""
     con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path, read_only=True)
+    queried = None
     try:
         while not stop.is_set():
             started = time.time()
-            row = con.execute(
-                "SELECT epoch(max(as_of)), sum(value_today) FROM marts.rpt_exec_kpis_intraday"
-            ).fetchone()
-            out.append(ExecQuery(started, time.time(), row[0] if row else None))
+            snapshot = current_snapshot(con)
+            if snapshot is None or snapshot != queried:
+                row = con.execute(
+                    "SELECT epoch(max(as_of)), sum(value_today) FROM marts.rpt_exec_kpis_intraday"
+                ).fetchone()
+                out.append(ExecQuery(started, time.time(), row[0] if row else None))
+                queried = snapshot
             stop.wait(max(0.0, every_s - (time.time() - started)))
     finally:
         con.close()

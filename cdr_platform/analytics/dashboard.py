@@ -23,6 +23,7 @@ from typing import Any
 import duckdb
 
 from cdr_platform.analytics.sql_shell import MartsNotBuiltError, open_marts_session
+from cdr_platform.lake.connection import current_snapshot
 from cdr_platform.settings import Settings
 
 DEFAULT_PORT = 8050
@@ -126,24 +127,35 @@ def format_as_of(as_of: datetime | None) -> str:
 
 class MartsReader:
     """One read-only marts session shared by the server's threads (DuckDB connections are not
-    thread-safe, so reads take turns; each read sees the latest committed snapshot)."""
+    thread-safe, so reads take turns; each read sees the latest committed snapshot).
+
+    The figures depend on the lake's data only, so a read while the lake's snapshot has not moved
+    returns the previous figures: every open page refreshing costs a snapshot lookup, and the
+    exec view is computed again only after something was committed."""
 
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
         self._lock = threading.Lock()
         self._con: duckdb.DuckDBPyConnection | None = None
+        self._last: tuple[int, DashboardData] | None = None
 
     def read(self) -> DashboardData:
         with self._lock:
             if self._con is None:
                 self._con = open_marts_session(self._settings)
-            return read_dashboard(self._con)
+            snapshot = current_snapshot(self._con)  # before the figures: a commit in between re-reads
+            if snapshot is not None and self._last is not None and self._last[0] == snapshot:
+                return self._last[1]
+            data = read_dashboard(self._con)
+            self._last = (snapshot, data) if snapshot is not None else None
+            return data
 
     def close(self) -> None:
         with self._lock:
             if self._con is not None:
                 self._con.close()
                 self._con = None
+            self._last = None
 
 
 def _kpi_card(kpi: Kpi) -> Any:

@@ -148,6 +148,16 @@ def connect_lake(catalog: str, data_path: str, *, read_only: bool = False) -> du
     return con
 
 
+def current_snapshot(con: duckdb.DuckDBPyConnection) -> int | None:
+    """The lake's latest committed snapshot id as ``con`` sees it now (None when it cannot say): what a
+    reader compares to know whether anything was committed since its last read."""
+    try:
+        row = con.execute(f"SELECT * FROM ducklake_current_snapshot('{LAKE_ALIAS}')").fetchone()
+    except duckdb.Error:
+        return None
+    return int(row[0]) if row and row[0] is not None else None
+
+
 RETRY_CAP_S = 5.0
 """Longest pause between two attempts of one transaction (jittered exponential backoff up to it)."""
 

@@ -217,3 +217,21 @@ def test_a_waiting_dashboard_says_what_it_waits_for_until_the_marts_are_built(
     assert _waiting_text(built) is None
     built.close()
     reader.close()
+
+
+def test_a_reader_computes_the_figures_again_only_after_a_commit(built_lake: BuiltLake) -> None:
+    reader = MartsReader(built_lake.settings)
+    try:
+        first = reader.read()
+        assert reader.read() is first  # nothing committed since: the same figures, not recomputed
+        settings = built_lake.settings
+        con = connect_lake(settings.resolved_lake_catalog, settings.resolved_lake_data_path)
+        try:
+            con.execute("INSERT INTO meta.replay_ranges VALUES ('dashboard-cache-probe', 'none')")
+            con.execute("DELETE FROM meta.replay_ranges WHERE name = 'dashboard-cache-probe'")
+        finally:
+            con.close()
+        again = reader.read()
+        assert again is not first and again.as_of == first.as_of  # read again after the commits
+    finally:
+        reader.close()
