@@ -10,7 +10,7 @@ Baseline in the same run: append -> arrival on Kinesis (the relay's share of the
 The exec models are built once (dbt, as the automation's first run would); after that dbt runs on the
 default automation's cadence only (``--dbt-every``, 600 s), sharing the writer lock with landing as the
 Dagster pool ``lake_writer`` does. Two phases then alternate (``--rounds``, so both see the same
-machine load and lake size) under the same traffic:
+machine load, lake size and trend in traffic: ABBA order) under the same traffic:
 
 - A, without the exec view: landing only;
 - B, with it: a reader queries ``rpt_exec_kpis_intraday`` every ``--poll-seconds`` once a commit has
@@ -21,9 +21,10 @@ An event is visible in the exec view at the end of the first query that started 
 commit and whose as-of time has reached its event time (the view reads the raw layer at query time,
 so it counts every landed event up to its as-of). Raw p95 in B against A is the cost of the view.
 
-Simulated time starts at ``--start-hour`` (UTC) of yesterday, a busy hour by default: traffic
-follows the time of day, and at night a shard can go seconds without an opening event, which holds
-the as-of time back (README, Known limits); ``--start-hour now`` starts at the wall clock's time.
+Simulated time starts at ``--start-hour`` (UTC) of yesterday, a busy hour by default (traffic
+follows the time of day; ``--start-hour 2`` for night traffic, ``now`` for the wall clock's time).
+The simulation appends its producer clock after each chunk, as ``simulate --mode live`` does, so
+the relay's heartbeats keep the as-of time moving when opening events are sparse.
 
 Run: ``.venv/bin/python bench/freshness.py [--seconds 60]``; the last line is the headline.
 """
@@ -57,7 +58,6 @@ from cdr_platform.definitions import build_definitions
 from cdr_platform.defs.transform.project import DBT_EXECUTABLE, DBT_PROJECT_DIR
 from cdr_platform.devtools.shutdown import CleanStop
 from cdr_platform.devtools.stack import devstack_for
-from cdr_platform.events.framing import deaggregate
 from cdr_platform.lake.connection import connect_lake, current_snapshot
 from cdr_platform.lake.reconciliation import refresh_index
 from cdr_platform.settings import Settings
@@ -68,7 +68,7 @@ from cdr_platform.simulator.simulation import Simulation
 from cdr_platform.sources.kinesis_client import kinesis_client
 from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
 from cdr_platform.sources.relay import Relay, RelayConfig
-from cdr_platform.sources.relay_heartbeat import decode_heartbeat
+from cdr_platform.sources.relay_heartbeat import event_records
 from tests.conftest import local_settings
 
 QUIET = {"loggers": {"console": {"config": {"log_level": "WARNING"}}}}
@@ -87,9 +87,7 @@ def kinesis_arrivals(client, stream: str) -> pd.DataFrame:
         while True:
             page = read_shard_page(client, stream, shard.shard_id, after, max_records=1_000)
             for record in page.records:
-                if decode_heartbeat(record.partition_key, record.data) is not None:
-                    continue
-                for user in deaggregate(record.partition_key, record.data):
+                for user in event_records(record.partition_key, record.data):
                     rows.append((json.loads(user.data)["event_id"], record.arrival_ms / 1000))
             if not page.records:
                 break
@@ -254,8 +252,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--seconds", type=float, default=90.0, help="length of each phase, all rounds")
-    parser.add_argument("--rounds", type=int, default=3, help="A/B alternations")
+    parser.add_argument("--seconds", type=float, default=120.0, help="length of each phase, all rounds")
+    parser.add_argument("--rounds", type=int, default=4, help="A/B alternations (AB, BA, AB, ...)")
     parser.add_argument("--members", type=int, default=2_000)
     parser.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
     parser.add_argument("--dbt-every", type=float, default=600.0, help="the automation's cadence, seconds")
@@ -323,31 +321,35 @@ def main() -> None:
                     port = free_port()
                     dashboard = start_dashboard(settings, port, Path(tmp) / "dashboard.log")
                     land_for(5)  # settle after the build and the dashboard start
-                    # A and B alternate, so both see the same machine load and the same lake size.
-                    for _ in range(args.rounds):
-                        low = time.time()
-                        land_for(args.seconds / args.rounds)
-                        phases["A"].append((low, time.time()))
-                        stop_readers = threading.Event()
-                        readers = [
-                            threading.Thread(
-                                target=poll_exec_view,
-                                args=(settings, args.poll_seconds, stop_readers, queries),
-                            ),
-                            threading.Thread(
-                                target=load_dashboard,
-                                args=(f"http://127.0.0.1:{port}/_dash-layout", 5.0, stop_readers, page_loads),
-                            ),
-                        ]
-                        for thread in readers:
-                            thread.start()
-                        low = time.time()
-                        land_for(args.seconds / args.rounds)
-                        phases["B"].append((low, time.time()))
-                        land_for(args.grace)  # the readers go on: events landed late in B become visible
-                        stop_readers.set()
-                        for thread in readers:
-                            thread.join(timeout=120)
+                    # A and B alternate, in ABBA order, so both see the same machine load, lake size and
+                    # trend in traffic (it follows the time of day; A always first would favour A).
+                    for round_index in range(args.rounds):
+                        for phase in ("A", "B") if round_index % 2 == 0 else ("B", "A"):
+                            if phase == "A":
+                                low = time.time()
+                                land_for(args.seconds / args.rounds)
+                                phases["A"].append((low, time.time()))
+                                continue
+                            stop_readers = threading.Event()
+                            dashboard_url = f"http://127.0.0.1:{port}/_dash-layout"
+                            readers = [
+                                threading.Thread(
+                                    target=poll_exec_view,
+                                    args=(settings, args.poll_seconds, stop_readers, queries),
+                                ),
+                                threading.Thread(
+                                    target=load_dashboard, args=(dashboard_url, 5.0, stop_readers, page_loads)
+                                ),
+                            ]
+                            for thread in readers:
+                                thread.start()
+                            low = time.time()
+                            land_for(args.seconds / args.rounds)
+                            phases["B"].append((low, time.time()))
+                            land_for(args.grace)  # readers go on: events landed late in B become visible
+                            stop_readers.set()
+                            for thread in readers:
+                                thread.join(timeout=120)
                 finally:
                     stop.set()
                     stop_readers.set()  # the current round's readers, if a failure interrupted it
@@ -389,7 +391,7 @@ def main() -> None:
     raw_b = [ingested - recorded for recorded, ingested, _ in landed_in("B")]
     in_exec = exec_latencies(landed_in("B"), queries)
     query_s = [q.ended - q.started for q in queries]
-    in_phases = [r for r in dbt_runs if r.started < phases["B"][-1][1]]
+    in_phases = [r for r in dbt_runs if r.started < max(high for _, high in phases["A"] + phases["B"])]
     print(f"{'stage':62} {'events':>8} {'p50 s':>7} {'p95 s':>7}")
     table = [
         ("baseline: append -> arrival on Kinesis", relayed),

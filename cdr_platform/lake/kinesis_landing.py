@@ -18,7 +18,6 @@ from typing import Any
 
 import duckdb
 
-from cdr_platform.events.framing import deaggregate
 from cdr_platform.lake.landing import (
     LandingBatch,
     LandingResult,
@@ -35,7 +34,7 @@ from cdr_platform.sources.kinesis_reader import (
     read_shard_page,
     readable_shards,
 )
-from cdr_platform.sources.relay_heartbeat import decode_heartbeat
+from cdr_platform.sources.relay_heartbeat import decode_heartbeat, event_records
 
 SOURCE = "kinesis"
 
@@ -78,25 +77,16 @@ def page_to_records(page: ShardPage) -> list[SourceRecord]:
     """De-aggregate a page, relay heartbeats left out; an event's position is ``shard/sequence/sub-index``."""
     out = []
     for record in page.records:
-        if decode_heartbeat(record.partition_key, record.data) is not None:
-            continue
-        for index, user in enumerate(deaggregate(record.partition_key, record.data)):
+        for index, user in enumerate(event_records(record.partition_key, record.data)):
             out.append(SourceRecord(user.data, f"{page.shard_id}/{record.sequence_number}/{index}"))
     return out
 
 
-def published_through(page: ShardPage, before: datetime | None) -> datetime | None:
-    """The latest relay heartbeat time on the page, or ``before`` (the shard's so far) if later or none."""
-    times = [before] if before is not None else []
-    for record in page.records:
-        heartbeat = decode_heartbeat(record.partition_key, record.data)
-        if heartbeat is not None:
-            times.append(heartbeat.published_through)
-    return max(times, default=None)
-
-
-def _published(checkpoint: ShardCheckpoint | None) -> datetime | None:
-    return checkpoint.published_through if checkpoint is not None else None
+def latest_heartbeat_time(page: ShardPage) -> datetime | None:
+    """The latest relay heartbeat's time on the page (None without one); landing keeps the shard's
+    latest across pages (``land_batch``)."""
+    heartbeats = (decode_heartbeat(record.partition_key, record.data) for record in page.records)
+    return max((h.published_through for h in heartbeats if h is not None), default=None)
 
 
 def land_kinesis_stream(
@@ -143,13 +133,7 @@ def land_kinesis_stream(
             SOURCE,
             records,
             shard_checkpoints=[
-                ShardCheckpoint(
-                    stream_name,
-                    p.shard_id,
-                    p.last_sequence,
-                    p.ended,
-                    published_through(p, _published(checkpoints.get(p.shard_id))),
-                )
+                ShardCheckpoint(stream_name, p.shard_id, p.last_sequence, p.ended, latest_heartbeat_time(p))
                 for p in pages
             ],
         )
@@ -164,5 +148,7 @@ def land_kinesis_stream(
             f"round {report.rounds}: {result.received} events from {len(pages)} shards, "
             f"{result.landed} new, {result.duplicates} duplicates, {result.dead_lettered} dead-lettered"
         )
+        if not records and all(p.millis_behind_latest == 0 and not p.ended for p in pages):
+            break  # caught up on heartbeats alone: the relay sends one a second, a quiet stream ends here
     report.seconds = time.monotonic() - started
     return report

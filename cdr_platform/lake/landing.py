@@ -309,12 +309,19 @@ def _insert_dead_letters(
 def _save_checkpoints(con: duckdb.DuckDBPyConnection, batch: LandingBatch, now: datetime) -> None:
     """Append each shard's new position: never a DELETE, which would make every other shard group's
     commit conflict (DuckLake's conflicts are per table); ``load_shard_checkpoints`` reads the latest
-    row per shard, and lake maintenance prunes the superseded ones."""
+    row per shard, and lake maintenance prunes the superseded ones. Each new row carries the shard's
+    latest heartbeat time so far (``published_through``, the later of the row's and the stored one),
+    so the latest row alone holds it whatever the caller passed."""
     for checkpoint in batch.shard_checkpoints:
         con.execute(
-            "INSERT INTO meta.kinesis_checkpoints "
-            "(stream_name, shard_id, sequence_number, shard_ended, updated_at, published_through) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
+            """
+            INSERT INTO meta.kinesis_checkpoints
+                (stream_name, shard_id, sequence_number, shard_ended, updated_at, published_through)
+            SELECT ?, ?, ?, ?, ?, greatest(CAST(? AS TIMESTAMPTZ), (
+                SELECT max(published_through) FROM meta.kinesis_checkpoints
+                WHERE stream_name = ? AND shard_id = ?
+            ))
+            """,
             [
                 checkpoint.stream_name,
                 checkpoint.shard_id,
@@ -322,6 +329,8 @@ def _save_checkpoints(con: duckdb.DuckDBPyConnection, batch: LandingBatch, now: 
                 checkpoint.shard_ended,
                 now,
                 checkpoint.published_through,
+                checkpoint.stream_name,
+                checkpoint.shard_id,
             ],
         )
     if batch.eventstore_checkpoint is not None:

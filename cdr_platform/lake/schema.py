@@ -89,7 +89,8 @@ def _partition_clause(column: str) -> str:
 def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
     """Create the raw and meta tables if missing, and partition the event tables by event day.
 
-    Idempotent and safe from several processes. On a lake created before partitioning this sets the
+    Idempotent and safe from several processes. On a lake created before a column of ``ADDED_COLUMNS``
+    this adds it (a no-op otherwise: no new snapshot). On a lake created before partitioning this sets the
     partitioning (DuckLake applies it to data files written from then on; older files keep their
     layout and are still skipped by their min/max statistics).
     """

@@ -192,7 +192,7 @@ class KinesisPublisher:
         the map, the record goes again to every shard of a fresh map: a shard may get it twice, none
         misses it.
         """
-        for _ in range(self.max_put_attempts):
+        for attempt in range(self.max_put_attempts):
             shard_map = self.shard_map
             records = [
                 {"PartitionKey": partition_key, "Data": data, "ExplicitHashKey": str((start + end) // 2)}
@@ -210,7 +210,7 @@ class KinesisPublisher:
                 continue
             if not any(r.get("ErrorCode") for r in results):
                 return
-            self.sleep(self._rng.uniform(0, 0.1))
+            self.sleep(self._rng.uniform(0, min(5.0, 0.05 * 2 ** (attempt + 1))))  # as ``put`` backs off
         raise KinesisPublishError(
             f"Kinesis kept refusing a record for every shard of {self.stream_name} after "
             f"{self.max_put_attempts} attempts; check the stream's capacity"

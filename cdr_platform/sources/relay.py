@@ -1,8 +1,9 @@
 """Relay usage events from EventStoreDB's $all to Kinesis: checkpointed, restartable, at-least-once.
 
 How it keeps its guarantees:
-- It subscribes to $all from its checkpoint, filtered server-side to the usage event types (member
-  lifecycle events stay in EventStoreDB), with checkpoints so long filtered-out stretches advance it.
+- It subscribes to $all from its checkpoint, filtered server-side to the usage event types and the
+  producers' ``producer_clock`` events (member lifecycle events stay in EventStoreDB), with checkpoints
+  so long filtered-out stretches advance it.
 - Partition key = member id. Events are grouped by the shard whose hash-key range holds
   md5(member id), packed into KPL aggregates (``framing``) per shard, and each put_records call carries
   at most one aggregate per shard; a failed aggregate is retried (backoff with full jitter) before the
@@ -14,9 +15,10 @@ How it keeps its guarantees:
 - Reshards: the shard map is refreshed periodically, when put_records reports a shard the map does not
   know (the stream was resharded under us), and after a reshard the relay itself performs.
 - Heartbeats (``relay_heartbeat``): at most every ``heartbeat_interval_s``, once Kinesis has acknowledged
-  a batch that moved the latest producer clock read (an opening event's time, or a producer's clock
-  tick, which is read but never published), a record carrying that time goes on every open shard, so
-  a consumer knows a quiet shard is complete that far (the executives' as-of time).
+  a batch that moved the producer clock (``ClockReading``: a producer's clock tick, read but never
+  published, or an opening event time two members reach), a record carrying that time goes on every
+  open shard, so a consumer knows a quiet shard is complete that far (the executives' as-of time). A
+  heartbeat Kinesis refuses is logged and sent again at the next interval.
 - Faults: a ``FaultInjector`` (the simulator's ``FaultConfig`` in tests and the demo; none in
   production) may rewrite each batch; what it injected is logged as JSON lines before the
   checkpoint moves past it.
@@ -47,7 +49,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol
@@ -75,8 +77,8 @@ from cdr_platform.sources.kinesis_publisher import KinesisPublisher, KinesisPubl
 from cdr_platform.sources.relay_heartbeat import (
     HEARTBEAT_PARTITION_KEY,
     PRODUCER_CLOCK_TYPE,
+    ClockReading,
     Heartbeat,
-    clock_time,
     encode_heartbeat,
 )
 
@@ -275,10 +277,6 @@ class RelayResult:
     heartbeats: int = 0  # heartbeats sent (each on every open shard)
 
 
-def _later(a: datetime | None, b: datetime | None) -> datetime | None:
-    return b if a is None or (b is not None and b > a) else a
-
-
 def partition_key_of(event: RecordedEvent) -> str:
     """The member id, from the metadata the producers write, else from the event body, else the stream."""
     for raw in (event.metadata, event.data):
@@ -375,8 +373,8 @@ class Relay:
         self._faults_logged = 0
         self.retries = 0
         """Endpoint errors survived so far (one warning line each)."""
-        self.published_through: datetime | None = None
-        """The latest producer clock read before what Kinesis has acknowledged (this process)."""
+        self.published_clock = ClockReading()
+        """The producer clock read from the events Kinesis has acknowledged (this process)."""
         self._heartbeat_through: datetime | None = None
         self._heartbeat_at = float("-inf")
         self.heartbeats = 0
@@ -432,7 +430,7 @@ class Relay:
             self.eventstore, self.state.commit_position, self.config.event_types | {PRODUCER_CLOCK_TYPE}
         )
         batch: list[SourceEvent] = []
-        batch_through: datetime | None = None
+        clock = replace(self.published_clock)  # what is read from here on moves it once acknowledged
         position = self.state.commit_position
         tally.caught_up = False
         last_flush = time.monotonic()
@@ -455,13 +453,13 @@ class Relay:
                         batch.append(self._source_event(item))
                         tally.events_read += 1
                     position = int(item.commit_position or 0)
-                    batch_through = _later(batch_through, clock_time(item.type, item.data))
+                    clock.read(item.type, item.data)
                 full = len(batch) >= self.config.batch_events
                 due = time.monotonic() - last_flush >= self.config.flush_interval_s
                 if full or tally.caught_up or (due and (batch or position != self.state.commit_position)):
-                    published = self._publish(batch)
-                    self.published_through = _later(self.published_through, batch_through)
-                    batch, batch_through = [], None
+                    published = self._publish(batch)  # every event read so far: the clock is theirs
+                    self.published_clock = replace(clock)
+                    batch = []
                     last_flush = time.monotonic()
                     crossed = (
                         stop_after_events is not None
@@ -485,17 +483,23 @@ class Relay:
             subscription.stop()
 
     def _maybe_heartbeat(self, force: bool = False) -> None:
-        """Put a heartbeat on every open shard if the published time moved and the interval has passed
-        (``force``: whatever the interval, as a relay that stops when caught up does last)."""
-        through = self.published_through
+        """Put a heartbeat on every open shard if the published clock moved and the interval has passed
+        (``force``: whatever the interval, as a relay that stops when caught up does last). Kinesis
+        refusing it is logged and tried again at the next interval: the events are already safe."""
+        through = self.published_clock.time
         if not self.config.heartbeat_interval_s or through is None or through == self._heartbeat_through:
             return
         if not force and time.monotonic() - self._heartbeat_at < self.config.heartbeat_interval_s:
             return
-        self.publisher.put_on_every_shard(
-            HEARTBEAT_PARTITION_KEY, encode_heartbeat(Heartbeat(through, self.state.commit_position))
-        )
-        self._heartbeat_through, self._heartbeat_at = through, time.monotonic()
+        self._heartbeat_at = time.monotonic()
+        heartbeat = encode_heartbeat(Heartbeat(through, self.state.commit_position))
+        try:
+            self.publisher.put_on_every_shard(HEARTBEAT_PARTITION_KEY, heartbeat)
+        except KinesisPublishError as exc:
+            interval = self.config.heartbeat_interval_s
+            log.warning("relay: heartbeat not sent (%s); trying again in %.1fs", exc, interval)
+            return
+        self._heartbeat_through = through
         self.heartbeats += 1
 
     def _wait_before_retry(self, exc: BaseException, backoff: Backoff, stop: threading.Event) -> None:

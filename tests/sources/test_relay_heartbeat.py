@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pytest
@@ -15,16 +16,19 @@ from cdr_platform.devstack.kinesis_local import local_kinesis_client
 from cdr_platform.events import OPENING_EVENT_TYPES, Event, encode_event, make_event
 from cdr_platform.events.framing import UserRecord, pack_records
 from cdr_platform.lake.kinesis_landing import land_kinesis_stream
-from cdr_platform.lake.landing import load_shard_checkpoints
+from cdr_platform.lake.landing import LandingBatch, ShardCheckpoint, land_batch, load_shard_checkpoints
+from cdr_platform.lake.maintenance import prune_checkpoints
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import PROJECT_ROOT
 from cdr_platform.simulator.producers import ProducerClock
+from cdr_platform.sources.kinesis_publisher import KinesisPublisher
 from cdr_platform.sources.kinesis_reader import list_shards, read_shard_page
 from cdr_platform.sources.relay import Relay, RelayConfig, RelayState, write_checkpoint
 from cdr_platform.sources.relay_heartbeat import (
     HEARTBEAT_PARTITION_KEY,
+    ClockReading,
     Heartbeat,
-    clock_time,
+    clock_tick_time,
     decode_heartbeat,
     encode_clock_tick,
     encode_heartbeat,
@@ -63,14 +67,50 @@ def test_a_heartbeat_round_trips_and_nothing_else_reads_as_one() -> None:
 
 
 @pytest.mark.unit
-def test_only_opening_events_and_clock_ticks_move_the_published_time() -> None:
-    assert clock_time("call_attempted", encode_event(_event("call_attempted", "o1", T0))) == T0
-    assert clock_time("call_ended", encode_event(_event("call_ended", "o2", T0))) is None
-    assert clock_time("producer_clock", encode_clock_tick(T0)) == T0
-    assert clock_time("call_attempted", encode_clock_tick(T0)) is None  # no occurred_at
-    assert clock_time("call_attempted", b"not json") is None
-    assert clock_time("call_attempted", b'{"occurred_at": "2026-01-05T09:00:00"}') is None  # naive
-    assert clock_time("call_attempted", b'["occurred_at"]') is None
+def test_the_clock_is_what_two_members_reach_or_a_producer_tick() -> None:
+    clock = ClockReading()
+    clock.read("call_attempted", encode_event(_event("call_attempted", "c1", T0, member="A")))
+    assert clock.time is None  # one member alone proves nothing
+    clock.read("call_attempted", encode_event(_event("call_attempted", "c2", T0 + timedelta(hours=80), "A")))
+    clock.read("sms_submitted", encode_event(_event("sms_submitted", "s1", T0 + timedelta(minutes=1), "B")))
+    assert clock.time == T0 + timedelta(minutes=1)  # A's far-ahead event does not pull it along
+    clock.read("call_ended", encode_event(_event("call_ended", "c1", T0 + timedelta(minutes=9), "C")))
+    clock.read("sms_submitted", b'{"event_type": "sms_submitted", "occurred_at": "2030-01-01T00:00:00Z"}')
+    assert clock.time == T0 + timedelta(minutes=1)  # completions and records that do not parse: no
+    topup = _event("topup_completed", "t1", T0 + timedelta(minutes=2), "C")
+    clock.read("topup_completed", encode_event(topup))
+    assert clock.time == T0 + timedelta(minutes=2)  # B fell out of the two latest members
+    clock.read("producer_clock", encode_clock_tick(T0 + timedelta(minutes=5)))
+    assert clock.time == T0 + timedelta(minutes=5)
+    clock.read("producer_clock", b'{"clock": "2026-01-05T09:00:00"}')  # naive: ignored
+    assert clock.time == T0 + timedelta(minutes=5)
+    assert clock_tick_time(encode_clock_tick(T0)) == T0
+
+
+@pytest.mark.unit
+def test_a_checkpoint_row_keeps_the_shard_heartbeat_through_pruning(lake: duckdb.DuckDBPyConnection) -> None:
+    ensure_schema(lake)
+    shard = "shardId-000000000000"
+    land_batch(lake, LandingBatch("kinesis", [], [ShardCheckpoint("s", shard, "1", published_through=T0)]))
+    land_batch(lake, LandingBatch("kinesis", [], [ShardCheckpoint("s", shard, "2")]))  # no heartbeat on it
+    assert prune_checkpoints(lake) == 1
+    (kept,) = load_shard_checkpoints(lake, "s").values()
+    assert (kept.sequence_number, kept.published_through) == ("2", T0)
+
+
+@pytest.mark.unit
+def test_an_older_checkpoint_table_gets_the_heartbeat_column(lake: duckdb.DuckDBPyConnection) -> None:
+    lake.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    lake.execute("DROP TABLE IF EXISTS meta.kinesis_checkpoints")
+    lake.execute(
+        "CREATE TABLE meta.kinesis_checkpoints (stream_name VARCHAR NOT NULL, shard_id VARCHAR NOT NULL, "
+        "sequence_number VARCHAR, shard_ended BOOLEAN NOT NULL, updated_at TIMESTAMPTZ NOT NULL)"
+    )
+    lake.execute("INSERT INTO meta.kinesis_checkpoints VALUES ('s', 'a', '7', false, now())")
+    ensure_schema(lake)
+    assert load_shard_checkpoints(lake, "s")["a"].published_through is None
+    land_batch(lake, LandingBatch("kinesis", [], [ShardCheckpoint("s", "a", "8", published_through=T0)]))
+    assert load_shard_checkpoints(lake, "s")["a"] == ShardCheckpoint("s", "a", "8", False, T0)
 
 
 @pytest.mark.unit
@@ -81,16 +121,17 @@ def test_the_dbt_watermark_follows_the_same_opening_events() -> None:
     assert set(re.findall(r"'(\w+)'", listed.group(1))) == OPENING_EVENT_TYPES
 
 
-def _heartbeats_by_shard(kinesis, stream: str) -> dict[str, list[tuple[int, Heartbeat]]]:
-    """Per shard, (index among the shard's records, heartbeat) of every heartbeat on it."""
-    found: dict[str, list[tuple[int, Heartbeat]]] = {}
+def _heartbeats_by_shard(kinesis: Any, stream: str) -> dict[str, tuple[int, list[tuple[int, Heartbeat]]]]:
+    """Per shard: how many records it holds, and (index among them, heartbeat) of each heartbeat."""
+    found: dict[str, tuple[int, list[tuple[int, Heartbeat]]]] = {}
     for shard in list_shards(kinesis, stream):
         page = read_shard_page(kinesis, stream, shard.shard_id, None)
-        found[shard.shard_id] = [
+        heartbeats = [
             (index, heartbeat)
             for index, record in enumerate(page.records)
             if (heartbeat := decode_heartbeat(record.partition_key, record.data)) is not None
         ]
+        found[shard.shard_id] = (len(page.records), heartbeats)
     return found
 
 
@@ -106,11 +147,13 @@ def test_every_shard_gets_the_latest_opening_time_and_landing_keeps_it(
     config = RelayConfig(stream, checkpoint, batch_events=100)
     ensure_schema(lake)
 
-    # One member's call and SMS: all on one shard. The call ends (a completion) after the SMS.
+    # Three members' calls, an SMS and a top-up; the clock is the second latest opening time over
+    # distinct members (T0 + 1 min: B's SMS), and A's call end (a completion) does not count.
     first = [
-        _event("call_attempted", "hb-c1", T0),
-        _event("sms_submitted", "hb-s1", T0 + timedelta(minutes=1)),
-        _event("call_ended", "hb-c1", T0 + timedelta(minutes=5)),
+        _event("call_attempted", "hb-c1", T0, member="A"),
+        _event("sms_submitted", "hb-s1", T0 + timedelta(minutes=1), member="B"),
+        _event("topup_completed", "hb-t1", T0 + timedelta(minutes=2), member="C"),
+        _event("call_ended", "hb-c1", T0 + timedelta(minutes=5), member="A"),
     ]
     append_events(eventstore, first, per_stream=1)
     result = Relay(eventstore, kinesis, config).run(until_caught_up=True)
@@ -118,11 +161,11 @@ def test_every_shard_gets_the_latest_opening_time_and_landing_keeps_it(
 
     by_shard = _heartbeats_by_shard(kinesis, stream)
     assert len(by_shard) == 4
-    for shard, heartbeats in by_shard.items():
+    for shard, (records, heartbeats) in by_shard.items():
         assert heartbeats, f"{shard} got no heartbeat"
-        assert heartbeats[-1][1].published_through == T0 + timedelta(minutes=1), shard  # not the call end
-    busy = [shard for shard in by_shard if by_shard[shard][0][0] > 0]
-    assert len(busy) == 1  # the member's shard: its events come before the heartbeat
+        last_index, last = heartbeats[-1]
+        assert last_index == records - 1, f"{shard}: its heartbeat does not follow its events"
+        assert last.published_through == T0 + timedelta(minutes=1), shard
 
     report = land_kinesis_stream(lake, kinesis, stream)
     assert (report.received, report.landed, report.dead_lettered) == (len(first), len(first), 0)
@@ -131,14 +174,18 @@ def test_every_shard_gets_the_latest_opening_time_and_landing_keeps_it(
         s: T0 + timedelta(minutes=1) for s in by_shard
     }
 
-    # A later top-up moves every shard on; a page of heartbeats alone keeps the latest time.
-    append_events(eventstore, [_event("topup_completed", "hb-t1", T0 + timedelta(minutes=9))], per_stream=1)
+    # Later top-ups of two members move every shard on; a page of heartbeats alone keeps the latest time.
+    later = [
+        _event("topup_completed", f"hb-t{n}", T0 + timedelta(minutes=9), member=member)
+        for n, member in ((2, "D"), (3, "E"))
+    ]
+    append_events(eventstore, later, per_stream=1)
     Relay(eventstore, kinesis, config).run(until_caught_up=True)
     report = land_kinesis_stream(lake, kinesis, stream)
-    assert (report.received, report.dead_lettered) == (1, 0)
+    assert (report.received, report.dead_lettered) == (2, 0)
     landed = load_shard_checkpoints(lake, stream)
     assert {c.published_through for c in landed.values()} == {T0 + timedelta(minutes=9)}
-    assert lake.execute("SELECT count(*) FROM raw.usage_events").fetchone() == (len(first) + 1,)
+    assert lake.execute("SELECT count(*) FROM raw.usage_events").fetchone() == (len(first) + 2,)
 
 
 @pytest.mark.integration
@@ -151,7 +198,7 @@ def test_heartbeats_can_be_switched_off(eventstore_uri: str, kinesis_endpoint: s
     append_events(eventstore, [_event("call_attempted", "hb-off", T0)], per_stream=1)
     config = RelayConfig(stream, checkpoint, heartbeat_interval_s=0)
     assert Relay(eventstore, kinesis, config).run(until_caught_up=True).heartbeats == 0
-    assert not any(_heartbeats_by_shard(kinesis, stream).values())
+    assert not any(heartbeats for _, heartbeats in _heartbeats_by_shard(kinesis, stream).values())
 
 
 @pytest.mark.integration
@@ -167,7 +214,28 @@ def test_a_producer_clock_tick_moves_the_heartbeat_and_is_not_published(
     ProducerClock(eventstore).tick(T0 + timedelta(minutes=3))  # a quiet spell: only the clock moves
     result = Relay(eventstore, kinesis, RelayConfig(stream, checkpoint)).run(until_caught_up=True)
     assert (result.events_read, result.events_published) == (1, 1)
-    heartbeats = _heartbeats_by_shard(kinesis, stream)
-    assert len(heartbeats) == 2 and all(heartbeats.values())
-    assert {found[-1][1].published_through for found in heartbeats.values()} == {T0 + timedelta(minutes=3)}
-    assert len(read_user_records(kinesis, stream)) == 1  # the event; no tick, no heartbeat
+    heartbeats = [found for _, found in _heartbeats_by_shard(kinesis, stream).values()]
+    assert len(heartbeats) == 2 and all(heartbeats)
+    assert {found[-1][1].published_through for found in heartbeats} == {T0 + timedelta(minutes=3)}
+    assert len(read_user_records(kinesis, stream)) == 1  # the SMS: the tick was not published as an event
+
+
+@pytest.mark.integration
+def test_a_round_of_heartbeats_alone_ends_the_landing_run(
+    kinesis_endpoint: str, lake: duckdb.DuckDBPyConnection
+) -> None:
+    kinesis = local_kinesis_client(kinesis_endpoint)
+    stream = new_stream(kinesis, 2)
+    publisher = KinesisPublisher(kinesis, stream)
+
+    def beat(seconds: int) -> None:
+        heartbeat = Heartbeat(T0 + timedelta(seconds=seconds), None)
+        publisher.put_on_every_shard(HEARTBEAT_PARTITION_KEY, encode_heartbeat(heartbeat))
+
+    beat(1)
+    later = iter(range(2, 100))
+    # The relay's next heartbeat arrives while each round commits: a run that went on would never end.
+    report = land_kinesis_stream(lake, kinesis, stream, before_commit=lambda _: beat(next(later)))
+    assert (report.rounds, report.received) == (1, 0)
+    landed = load_shard_checkpoints(lake, stream)
+    assert {c.published_through for c in landed.values()} == {T0 + timedelta(seconds=1)}

@@ -207,9 +207,10 @@ def test_landed_events_show_in_the_next_query_without_dbt(exec_lake: ExecLake) -
 
 
 def test_a_relay_heartbeat_moves_a_quiet_shard_on(exec_lake: ExecLake) -> None:
-    # Nothing new on shard 0 since its 17:59 call, but the relay's heartbeat says it had published
-    # everything before an opening event at 18:10: shard 1 (18:05) now holds the as-of time.
-    heartbeat = TODAY + timedelta(hours=18, minutes=10)
+    # After the test above: nothing new on shard 0 since its 17:59 call, but the relay's heartbeat
+    # says it had published everything it read before a producer clock of 18:02; shard 1 is at 18:05.
+    # The heartbeat counts as an opening event of its time, allowance included.
+    heartbeat = TODAY + timedelta(hours=18, minutes=2)
     con = connect_lake(exec_lake.settings.resolved_lake_catalog, exec_lake.settings.resolved_lake_data_path)
     try:
         checkpoint = ShardCheckpoint("usage", SHARDS[0], "2000", published_through=heartbeat)
@@ -218,7 +219,7 @@ def test_a_relay_heartbeat_moves_a_quiet_shard_on(exec_lake: ExecLake) -> None:
         con.close()
     mart = _kpis(exec_lake)
     as_of = pd.Timestamp(mart.as_of.iloc[0]).to_pydatetime()
-    assert as_of == TODAY + timedelta(hours=18, minutes=5) - ALLOWANCE
+    assert as_of == heartbeat - ALLOWANCE
     sources = exec_lake.query("SELECT * FROM marts.rpt_exec_source_watermarks").set_index("source_name")
     assert pd.Timestamp(sources.loc[SHARDS[0], "landed_through"]).to_pydatetime() == heartbeat
     events = [e for shard in _history().values() for e in shard]

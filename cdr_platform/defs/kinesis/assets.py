@@ -25,7 +25,8 @@ USAGE_EVENTS_TABLE = f"{LAKE_ALIAS}.raw.usage_events"
 usage_stream = AssetSpec(
     KINESIS_USAGE_STREAM,
     description="The Kinesis stream that delivers usage events (calls, SMS, data, rating, top-ups), "
-    "KPL-aggregated, partition key = member id. Written by the relay.",
+    "KPL-aggregated, partition key = member id, and the relay's heartbeats (plain records, partition key "
+    "$relay-heartbeat, on every shard). Written by the relay.",
     group_name=DATA_PLATFORM,
     owners=team(DATA_PLATFORM).owners,
     kinds={"kinesis"},
