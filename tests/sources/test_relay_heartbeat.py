@@ -135,15 +135,23 @@ def _heartbeats_by_shard(kinesis: Any, stream: str) -> dict[str, tuple[int, list
     return found
 
 
+def _relay_from_now(
+    eventstore_uri: str, kinesis_endpoint: str, tmp_path: Path, shards: int
+) -> tuple[EventStoreDBClient, Any, str, Path]:
+    """(event store client, Kinesis client, a new stream, a relay checkpoint after everything in $all)."""
+    eventstore = EventStoreDBClient(eventstore_uri)
+    kinesis = local_kinesis_client(kinesis_endpoint)
+    stream = new_stream(kinesis, shards)
+    checkpoint = tmp_path / "relay.json"
+    write_checkpoint(checkpoint, RelayState(eventstore.get_commit_position() or None))
+    return eventstore, kinesis, stream, checkpoint
+
+
 @pytest.mark.integration
 def test_every_shard_gets_the_latest_opening_time_and_landing_keeps_it(
     eventstore_uri: str, kinesis_endpoint: str, tmp_path: Path, lake: duckdb.DuckDBPyConnection
 ) -> None:
-    eventstore = EventStoreDBClient(eventstore_uri)
-    kinesis = local_kinesis_client(kinesis_endpoint)
-    stream = new_stream(kinesis, 4)
-    checkpoint = tmp_path / "relay.json"
-    write_checkpoint(checkpoint, RelayState(eventstore.get_commit_position() or None))
+    eventstore, kinesis, stream, checkpoint = _relay_from_now(eventstore_uri, kinesis_endpoint, tmp_path, 4)
     config = RelayConfig(stream, checkpoint, batch_events=100)
     ensure_schema(lake)
 
@@ -190,11 +198,7 @@ def test_every_shard_gets_the_latest_opening_time_and_landing_keeps_it(
 
 @pytest.mark.integration
 def test_heartbeats_can_be_switched_off(eventstore_uri: str, kinesis_endpoint: str, tmp_path: Path) -> None:
-    eventstore = EventStoreDBClient(eventstore_uri)
-    kinesis = local_kinesis_client(kinesis_endpoint)
-    stream = new_stream(kinesis, 2)
-    checkpoint = tmp_path / "relay.json"
-    write_checkpoint(checkpoint, RelayState(eventstore.get_commit_position() or None))
+    eventstore, kinesis, stream, checkpoint = _relay_from_now(eventstore_uri, kinesis_endpoint, tmp_path, 2)
     append_events(eventstore, [_event("call_attempted", "hb-off", T0)], per_stream=1)
     config = RelayConfig(stream, checkpoint, heartbeat_interval_s=0)
     assert Relay(eventstore, kinesis, config).run(until_caught_up=True).heartbeats == 0
@@ -205,11 +209,7 @@ def test_heartbeats_can_be_switched_off(eventstore_uri: str, kinesis_endpoint: s
 def test_a_producer_clock_tick_moves_the_heartbeat_and_is_not_published(
     eventstore_uri: str, kinesis_endpoint: str, tmp_path: Path
 ) -> None:
-    eventstore = EventStoreDBClient(eventstore_uri)
-    kinesis = local_kinesis_client(kinesis_endpoint)
-    stream = new_stream(kinesis, 2)
-    checkpoint = tmp_path / "relay.json"
-    write_checkpoint(checkpoint, RelayState(eventstore.get_commit_position() or None))
+    eventstore, kinesis, stream, checkpoint = _relay_from_now(eventstore_uri, kinesis_endpoint, tmp_path, 2)
     append_events(eventstore, [_event("sms_submitted", "hb-tick", T0)], per_stream=1)
     ProducerClock(eventstore).tick(T0 + timedelta(minutes=3))  # a quiet spell: only the clock moves
     result = Relay(eventstore, kinesis, RelayConfig(stream, checkpoint)).run(until_caught_up=True)
