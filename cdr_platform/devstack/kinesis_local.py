@@ -94,6 +94,9 @@ def start_kinesis_local(
         "MERGE_SHARDS_DURATION": "200ms",
         "UPDATE_SHARD_COUNT_DURATION": "200ms",
         "SHOULD_PERSIST_DATA": "true" if persist_dir else "false",
+        # AWS's default account quota in the large regions; the emulator's own (50 shards in all) is
+        # reached by a test session's streams, which are never deleted.
+        "SHARD_LIMIT": "500",
     }
     if persist_dir:
         persist_dir.mkdir(parents=True, exist_ok=True)
