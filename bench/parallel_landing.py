@@ -46,7 +46,6 @@ workers as ratios to 1 worker, with the machine's load average.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import statistics
@@ -70,6 +69,7 @@ from cdr_platform.lake.connection import connect_lake
 from cdr_platform.lake.schema import ensure_schema
 from cdr_platform.settings import PROJECT_ROOT
 from cdr_platform.sources.kinesis_client import kinesis_client
+from cdr_platform.sources.kinesis_publisher import ShardMap
 from tests.kinesis_helpers import new_stream, put_events, usage_events
 from tests.production_profile import new_production_lake, production_devstack
 
@@ -190,25 +190,19 @@ def worker_emulators(count: int, log_dir: Path) -> Iterator[list[tuple[str, int]
             process.wait(timeout=10)
 
 
-def hash_key(partition_key: str) -> int:
-    """The 128-bit hash key Kinesis maps a partition key to shards with: md5 of the key."""
-    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8"), usedforsecurity=False).digest(), "big")
-
-
 def route_events(events: list[Event], shards: list[dict], groups: list[list[str]]) -> list[list[Event]]:
     """The events each shard group owns on the stream of ``shards`` (ListShards entries): an event goes
-    to the shard whose hash-key range holds md5 of its partition key (the member id), then to that
-    shard's group."""
+    to the shard the publisher routes its partition key (the member id) to, then to that shard's group."""
     group_of = {shard: g for g, group in enumerate(groups) for shard in group}
-    ranges = [
-        (int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]), s["ShardId"])
-        for s in shards
-    ]
+    shard_map = ShardMap(
+        [
+            (s["ShardId"], int(s["HashKeyRange"]["StartingHashKey"]), int(s["HashKeyRange"]["EndingHashKey"]))
+            for s in shards
+        ]
+    )
     routed: list[list[Event]] = [[] for _ in groups]
     for event in events:
-        key = hash_key(event.member_id)
-        shard = next(shard for start, end, shard in ranges if start <= key <= end)
-        routed[group_of[shard]].append(event)
+        routed[group_of[shard_map.shard_for(event.member_id)]].append(event)
     assert sum(map(len, routed)) == len(events)
     return routed
 

@@ -11,6 +11,7 @@ import dataclasses
 import sys
 import threading
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -197,7 +198,7 @@ def run_simulate(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     resume_from = None
-    save: Any = None
+    save: Callable[[datetime], None] | None = None
     if state is not None and args.resume:
         path = out / STATE_FILE
         resume_from = state.clock if state.clock > start else None
